@@ -1,0 +1,1 @@
+"""travis-logs: Travis CI job logs on Temporal."""

@@ -1,0 +1,34 @@
+"""The project's exceptions.
+
+LogsError
+ ├── ConfigError       a setting is missing, malformed or points at nothing
+ ├── InvalidLogPart    a message that cannot be a log part (goes to the dead-letter queue)
+ ├── LogNotFound       no `logs` row for the job
+ └── ArchiveMismatch   the archived object differs from what was aggregated
+"""
+
+from __future__ import annotations
+
+
+class LogsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(LogsError):
+    """A setting is missing, malformed or points at nothing; the message names it."""
+
+
+class InvalidLogPart(LogsError):
+    """A message that cannot be a log part; `reason` goes into the dead-letter header."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LogNotFound(LogsError):
+    """No `logs` row for the job."""
+
+
+class ArchiveMismatch(LogsError):
+    """The archived object's size or checksum differs from what was aggregated."""

@@ -1,0 +1,1 @@
+"""Entry points (composition roots): each builds its clients, wires them and runs."""

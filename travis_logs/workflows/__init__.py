@@ -1,0 +1,1 @@
+"""LogWorkflow and the dataclasses that cross its boundary (sandbox-safe: no I/O imports)."""
