@@ -14,6 +14,9 @@ CREATE TABLE logs (
     removed_at       timestamptz,
     archiving        boolean     NOT NULL DEFAULT false,
     archive_verified boolean,
+    -- Not in the original: the number of the final part once one is stored. It outlives the
+    -- parts (purge deletes them), so a part arriving later is known to be late.
+    final_number     integer,
     CONSTRAINT logs_job_id_key UNIQUE (job_id)
 );
 
