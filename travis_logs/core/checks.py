@@ -62,3 +62,22 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+async def wait_for_port(host: str, port: int, what: str, timeout: float = 30) -> None:
+    """Poll until something listens on host:port; ConfigError naming `what` after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if loop.time() > deadline:
+                raise ConfigError(
+                    f"{what}: nothing listens on {host}:{port} after {timeout:.0f} s"
+                ) from None
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return

@@ -1,0 +1,181 @@
+"""`travis-logs dev` and the configuration errors every entry point reports in one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+from travis_logs.core.binaries import executable
+
+READY = b"ready (Ctrl-C stops everything)"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "travis_logs.cli", *args]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def dev_env(tmp_path: Path, database_url: str, amqp_url: str) -> dict[str, str]:
+    temporal_port = free_port()
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RABBITMQ_URL": amqp_url,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "DEV_TEMPORAL_UI_PORT": str(free_port()),
+        "DEV_S3_PORT": str(free_port()),
+        "DEV_PUSHER_PORT": str(free_port()),
+        "PORT": str(free_port()),
+        "DEV_DATA_DIR": str(tmp_path / "data"),
+        "DEV_SIMULATE": "false",
+    }
+
+
+@pytest.fixture
+def dev(dev_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A running `dev` stack on free ports; stopped (and checked for leftovers) afterwards."""
+    process = subprocess.Popen(
+        _cli("dev"), env=dev_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> bytes:
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while READY not in seen:
+        assert process.poll() is None, seen.decode(errors="replace")
+        assert time.monotonic() < deadline, (
+            f"not ready in {timeout} s:\n{seen.decode(errors='replace')}"
+        )
+        seen += process.stdout.read() or b""
+        time.sleep(0.1)
+    return seen
+
+
+def test_dev_starts_within_30s_registers_attributes_and_stops_clean(
+    dev: subprocess.Popen[bytes], dev_env: dict[str, str]
+) -> None:
+    """The stack comes up in 30 s, the UI answers, a second dev is refused, SIGINT leaves nothing."""
+    started = time.monotonic()
+    output = _wait_ready(dev, 30)
+    assert time.monotonic() - started < 30, output
+    ui = httpx.get(f"http://127.0.0.1:{dev_env['DEV_TEMPORAL_UI_PORT']}/")
+    assert ui.status_code == 200
+
+    listed = subprocess.run(
+        [
+            executable("temporal"),
+            "operator",
+            "search-attribute",
+            "list",
+            "--address",
+            dev_env["TEMPORAL_ADDRESS"],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name, kind in (("JobId", "Int"), ("LogState", "Keyword"), ("ArchiveAttempts", "Int")):
+        assert any(line.split() == [name, kind] for line in listed.splitlines()), listed
+
+    second = subprocess.run(_cli("dev"), env=dev_env, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 2
+    assert "already running" in second.stderr and "Traceback" not in second.stderr
+
+    children = _descendants(dev.pid)
+    assert children, "dev started no child processes"
+    dev.send_signal(signal.SIGINT)
+    assert dev.wait(timeout=30) == 0
+    time.sleep(0.5)
+    assert [pid for pid in children if _alive(pid)] == []
+
+
+def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_cli(*args), env=env, capture_output=True, text=True, timeout=60)
+
+
+def _one_clear_line(result: subprocess.CompletedProcess[str], setting: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("travis-logs:")]
+    assert len(lines) == 1 and setting in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_database_url_is_one_line(dev_env: dict[str, str]) -> None:
+    """A DATABASE_URL that is not a URL names the setting instead of raising."""
+    _one_clear_line(_run_cli({**dev_env, "DATABASE_URL": "not a url"}, "migrate"), "DATABASE_URL")
+
+
+def test_unreachable_database_is_one_line_with_a_hint(dev_env: dict[str, str]) -> None:
+    """Nothing listening on the database port: the setting and how to start PostgreSQL."""
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/travis_logs"
+    result = _run_cli({**dev_env, "DATABASE_URL": url}, "dev")
+    _one_clear_line(result, "DATABASE_URL")
+    assert "pg_ctlcluster" in result.stderr
+
+
+def test_unreachable_rabbitmq_is_one_line_with_a_hint(dev_env: dict[str, str]) -> None:
+    """Nothing listening on the broker port: the setting and how to start RabbitMQ."""
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    result = _run_cli({**dev_env, "RABBITMQ_URL": url}, "dev")
+    _one_clear_line(result, "RABBITMQ_URL")
+    assert "rabbitmq-server" in result.stderr
+
+
+def test_port_taken_names_the_setting(dev_env: dict[str, str]) -> None:
+    """A port the stack needs is in use: the line names the setting that moves it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_cli({**dev_env, "DEV_TEMPORAL_UI_PORT": str(port)}, "dev")
+    _one_clear_line(result, "DEV_TEMPORAL_UI_PORT")
