@@ -29,7 +29,7 @@ PROJECT_PROCESSES = ("pusher-server", "worker", "ingest", "api")
 # Credentials for the embedded services only; never used against real AWS or Pusher.
 DEV_AWS = {"AWS_ACCESS_KEY_ID": "dev", "AWS_SECRET_ACCESS_KEY": "dev"}
 DEV_PUSHER = {
-    "PUSHER_APP_ID": "travis-logs-dev",
+    "PUSHER_APP_ID": "1",  # the pusher package accepts only digits
     "PUSHER_KEY": "dev-key",
     "PUSHER_SECRET": "dev-secret",
 }
@@ -98,9 +98,9 @@ async def run(settings: Settings, data_dir: Path, *, simulate: bool) -> int:
             await _start_services(supervisor, settings, data_dir, console)
             await _start_processes(supervisor, settings)
             _print_urls(console, settings)
-            if simulate and "simulate" in cli.COMMANDS:
-                await _simulate_one_job(supervisor, settings, console)
             console.print("[bold green]ready[/] (Ctrl-C stops everything)")
+            if simulate and "simulate" in cli.COMMANDS:
+                await _simulate_one_job(supervisor, settings)
             return await _supervise(supervisor, console)
         finally:
             await supervisor.stop_all()
@@ -131,11 +131,11 @@ async def _start_processes(supervisor: Supervisor, settings: Settings) -> None:
         await wait_for_port("127.0.0.1", settings.port, "PORT")
 
 
-async def _simulate_one_job(supervisor: Supervisor, settings: Settings, console: Console) -> None:
+async def _simulate_one_job(supervisor: Supervisor, settings: Settings) -> None:
+    # In the background: the job streams in real time while the person opens the viewer.
     argv = [sys.executable, "-m", "travis_logs.cli", "simulate", "--jobs", "1", "--print-links"]
-    process = await asyncio.create_subprocess_exec(*argv, env=child_env(settings))
-    if await process.wait() != 0:
-        console.print("[yellow]the simulated job could not be published[/]")
+    env = child_env(settings)
+    await supervisor.start(ProcessSpec("simulate", argv, env=env, essential=False))
 
 
 def _print_urls(console: Console, settings: Settings) -> None:

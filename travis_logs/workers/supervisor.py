@@ -32,6 +32,8 @@ class ProcessSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     log_file: Path | None = None  # None: lines go to our stdout, prefixed with the name
+    # A one-off child (such as the simulated job) may end at any time without stopping the stack.
+    essential: bool = True
 
 
 @dataclass
