@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-install: $(STAMP)
+# pusher-js for the viewer page and the live-streaming tests (exact versions in package.json).
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund
+	touch $@
+
+install: $(STAMP) node_modules/.installed
 
 migrate: install
 	$(BIN)/travis-logs migrate

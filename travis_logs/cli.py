@@ -16,8 +16,14 @@ from travis_logs.core.settings import Settings
 
 # name -> module; each module has HELP, add_arguments(parser) and main(args, settings) -> int.
 COMMANDS: dict[str, str] = {
+    "api": "travis_logs.workers.api",
     "dev": "travis_logs.workers.dev",
+    "ingest": "travis_logs.workers.ingest",
     "migrate": "travis_logs.workers.migrate",
+    "pusher-server": "travis_logs.workers.pusher_server",
+    "simulate": "travis_logs.workers.simulate",
+    "verify-archives": "travis_logs.workers.verify_archives",
+    "worker": "travis_logs.workers.temporal_worker",
 }
 
 

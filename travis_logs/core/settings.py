@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AmqpDsn, Field, PostgresDsn, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,14 +35,54 @@ class Settings(BaseSettings):
     pusher_cluster: str | None = None
     pusher_private_channels: bool = False
     pusher_existence_check: bool = False
+    # Publisher: parallel senders (one HTTP connection each), the events it may hold while
+    # Pusher is slow or down (beyond that, parts are dropped for live view only), and how
+    # long one request may take.
+    pusher_concurrency: int = Field(default=8, ge=1, le=64)
+    pusher_queue_size: int = Field(default=10_000, ge=10)
+    pusher_timeout_s: float = Field(default=2.0, gt=0)
+    # How requests leave: a kept-alive session in a thread, or the `pusher` package's
+    # asyncio backend (a new connection per call; slower, see core/pusher_transport.py).
+    pusher_backend: Literal["thread", "asyncio"] = "thread"
+    # How long ingest trusts a channel's stored occupancy before reading it again.
+    pusher_occupancy_ttl_s: float = Field(default=1.0, ge=0)
+    # Where the local Pusher-protocol server POSTs channel_occupied/vacated webhooks
+    # (the API's POST /pusher/existence); unset: it sends none.
+    pusher_webhook_url: str | None = None
+    # The private-channel auth endpoint pusher-js asks for a token (the viewer page hands it
+    # to pusher-js); the Pusher server itself only checks the token's signature.
+    pusher_auth_url: str | None = None
 
     auth_token: SecretStr | None = None
     jwt_rsa_public_key: str | None = None
     port: int = Field(default=5555, ge=1, le=65535)
+    # The API refuses larger request bodies with 413.
+    api_max_body_bytes: int = Field(default=8 << 20, ge=1)
 
     logs_quiet_period_s: float = Field(default=10, ge=0)
     logs_force_after_s: float = Field(default=10800, gt=0)
     logs_purge_delay_s: float = Field(default=0, ge=0)
+    # After purge a run stays open this long, so a late part is merged without a new run.
+    logs_grace_period_s: float = Field(default=60, ge=0)
+    # A verify mismatch archives again after this backoff (doubling each time), up to
+    # LOGS_MAX_ARCHIVE_ATTEMPTS archives; then the log stays unpurged as verify_failed.
+    logs_rearchive_backoff_s: float = Field(default=1, gt=0)
+    logs_max_archive_attempts: int = Field(default=5, ge=1)
+    # S3 transfers heartbeat; a worker that dies mid-transfer is noticed after this long.
+    logs_heartbeat_timeout_s: float = Field(default=30, gt=0)
+    # Continue-as-new after this many signals in one run (Temporal refuses the 10,001st).
+    logs_max_signals_per_run: int = Field(default=2000, ge=1, le=9000)
+    # The Temporal worker (`travis-logs worker`): keep every open log workflow cached, since
+    # an evicted one replays its history on its next task; run more workers beyond that.
+    worker_max_cached_workflows: int = Field(default=5000, ge=0)
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_db_pool_size: int = Field(default=10, ge=1)
+    # On SIGTERM/SIGINT running activities get this long to finish before they are cancelled.
+    worker_shutdown_grace_s: float = Field(default=20, ge=0)
+    # A workflow cached by a worker that died moves to another worker after this long.
+    worker_sticky_timeout_s: float = Field(default=10, gt=0)
+    # PUT /logs content travels in a Temporal update, whose payloads are capped at 2 MiB.
+    logs_max_put_bytes: int = Field(default=1 << 20, ge=1)
 
     # AMQP names are settings so that tests and sharded setups can use their own.
     amqp_exchange: str = "reporting"
@@ -51,6 +93,19 @@ class Settings(BaseSettings):
     ingest_batch_ms: int = Field(default=50, ge=1)
     # travis-worker cuts parts at 1,653 bytes; anything far larger is not a log part.
     max_part_bytes: int = Field(default=1 << 20, ge=1)
+    # Signals to log workflows: RPCs in flight, the timeout of one, and the attempts after
+    # which a signal Temporal refuses for a lasting reason is left in the outbox.
+    ingest_signal_concurrency: int = Field(default=64, ge=1)
+    ingest_signal_timeout_s: float = Field(default=10, gt=0)
+    ingest_signal_attempts: int = Field(default=5, ge=1)
+    # Outbox rows older than this are taken to be orphans of a dead process and resent;
+    # each ingest also sweeps at this interval.
+    ingest_outbox_stale_s: float = Field(default=30, gt=0)
+    # Attempts at storing a part that fails alone for an unexpected reason before it is
+    # dead-lettered (database outages are waited out, not counted).
+    ingest_store_attempts: int = Field(default=5, ge=1)
+    # Port of the ingest's prometheus /metrics; unset: not served.
+    ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Ports of the embedded one-machine stack (`travis-logs dev`).
     dev_temporal_ui_port: int = Field(default=8233, ge=1, le=65535)

@@ -44,11 +44,16 @@ class PartsSignal:
 
 @dataclass
 class LogTimings:
-    """The lifecycle's clocks, from LOGS_* settings."""
+    """The lifecycle's clocks and limits, from LOGS_* settings."""
 
     quiet_period_ms: int = 10_000
     force_after_ms: int = 3 * 3600 * 1000
     purge_delay_ms: int = 0
+    grace_period_ms: int = 60_000
+    rearchive_backoff_ms: int = 1_000
+    max_archive_attempts: int = 5
+    heartbeat_timeout_ms: int = 30_000
+    max_signals_per_run: int = 2_000
 
 
 @dataclass
@@ -61,17 +66,86 @@ class ReplaceContentInput:
 
 @dataclass
 class ReplaceContentResult:
+    """The log's id, and whether the new content was archived and verified before returning."""
+
     log_id: int
     archived: bool = False
 
 
 @dataclass
+class ForceAggregateInput:
+    """An operator's request to aggregate now, without waiting for the final part."""
+
+    reason: str = ""
+
+
+@dataclass
+class RearchiveInput:
+    """An operator's request to archive and verify the log again (e.g. after verify_failed)."""
+
+    reason: str = ""
+
+
+@dataclass
+class LifecycleResult:
+    """Where a forced aggregation or re-archive left the log when the update returned."""
+
+    state: str
+    content_version: int
+    archived: bool
+
+
+class LogState:
+    """Values of the `LogState` search attribute, in lifecycle order."""
+
+    STREAMING = "streaming"  # parts arriving, no final part yet
+    QUIET = "quiet"  # final part stored: waiting out the quiet period
+    AGGREGATING = "aggregating"
+    ARCHIVING = "archiving"
+    VERIFYING = "verifying"
+    REARCHIVE_BACKOFF = "rearchive_backoff"  # verify mismatch: waiting to archive again
+    VERIFY_FAILED = "verify_failed"  # gave up after max attempts; never purged like this
+    ARCHIVED = "archived"  # verified, waiting out the purge delay
+    PURGING = "purging"
+    DONE = "done"  # purged: the archive holds the log
+    CLEARED = "cleared"  # PUT /logs emptied it: no content, no archive
+    REMOVED = "removed"  # the same with removed_by set
+
+
+@dataclass
 class LogWorkflowState:
-    """Everything a run knows, carried through continue-as-new (the workflow issue extends it)."""
+    """Everything a run knows, carried through continue-as-new; the `status` query returns it.
+
+    `revision` counts changes to the log (new parts, replaced content); a pipeline that
+    started at one revision only purges if no change came in meanwhile. Versions are the
+    database's `logs.content_version`.
+    """
 
     final_number: int | None = None
+    # Part numbers signalled since the last purge: a resent signal for one is a no-op.
     known_numbers: list[int] = field(default_factory=list)
     archive_attempts: int = 0
+    log_id: int | None = None
+    state: str = LogState.STREAMING
+    loaded: bool = False  # the log's row was read (a fresh run does that first)
+    last_part_at_ms: int = 0  # epoch ms of the newest part known (deadlines count from it)
+    parts_signalled: int = 0
+    bytes_signalled: int = 0
+    revision: int = 0
+    settled_revision: int = 0
+    forced: bool = False  # aggregate without waiting (update, or a PUT)
+    rearchive: bool = False  # archive again even when the archive is verified
+    trigger: str = ""  # why the last pipeline ran: final part, force timeout, request
+    force_checks: int = 0  # force-timeout firings that read the database clock
+    aggregations: int = 0
+    archive_rounds: int = 0  # pipelines past their archive step (archived, skipped or failed)
+    content_version: int = 0
+    content_bytes: int = 0
+    content_parts: int = 0
+    verified_version: int | None = None  # content version the verified archive holds
+    mismatches: int = 0  # consecutive failed verifications (or archive refusals)
+    last_error: str = ""
+    purged: bool = False
 
 
 @dataclass

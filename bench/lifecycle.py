@@ -1,0 +1,370 @@
+"""Benchmark of the log lifecycle: history size, throughput against a bare workflow, latency.
+
+Starts its own Temporal dev server (in memory), a moto S3 server and a throwaway PostgreSQL
+database (dropped at the end), and runs the production worker (`build_worker`) in this
+process. It prints:
+
+- history events per log, for a 10-part and a 10,000-part log (target: <= 80, the same);
+- complete lifecycles/s, final part to purged with quiet period 0, against a bare workflow
+  of 4 no-op activities on the same server in the same run (target: ratio >= 0.6);
+- final part to purged on an idle system (target: <= quiet period + 2 s).
+
+Usage: python bench/lifecycle.py [--logs 200] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    import aioboto3
+    import asyncpg
+
+    from travis_logs.activities import lifecycle_activities
+    from travis_logs.core.archive_store import ArchiveStore
+    from travis_logs.core.binaries import executable
+    from travis_logs.core.checks import port_is_free
+    from travis_logs.core.db import admin_dsn, create_pool, with_database
+    from travis_logs.core.migrate import migrate
+    from travis_logs.core.s3 import s3_client
+    from travis_logs.core.settings import Settings
+    from travis_logs.core.temporal import signal_parts
+    from travis_logs.workers.temporal_worker import build_worker
+    from travis_logs.workflows.log_workflow import LogWorkflow
+    from travis_logs.workflows.models import (
+        SEARCH_ATTRIBUTES,
+        LogState,
+        PartRef,
+        PartsSignal,
+        workflow_id,
+    )
+
+T = TypeVar("T")
+BARE_QUEUE = "bench-bare"
+TIME_LIMIT_S = 180  # a broken lifecycle fails the benchmark instead of hanging it
+PART_TEXT = "x" * 80  # travis-worker's parts are larger; the content size is not what is measured
+
+
+@activity.defn
+async def noop(step: int) -> int:
+    return step
+
+
+@workflow.defn
+class BareWorkflow:
+    """The baseline: start, 4 no-op activities, complete."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        for step in range(4):
+            await workflow.execute_activity(
+                noop, step, start_to_close_timeout=timedelta(seconds=30)
+            )
+        return n
+
+
+@dataclass
+class Bench:
+    client: Client
+    settings: Settings
+    pool: asyncpg.Pool
+    concurrency: int
+    next_job: int = 1
+
+
+def _free_port() -> int:
+    port = 19000 + uuid.uuid4().int % 20000
+    while not port_is_free(port):
+        port += 1
+    return port
+
+
+@asynccontextmanager
+async def _database(base: Settings) -> AsyncIterator[str]:
+    dsn = with_database(str(base.database_url), f"travis_logs_bench_{uuid.uuid4().hex[:8]}")
+    await migrate(dsn)
+    try:
+        yield dsn
+    finally:
+        conn = await asyncpg.connect(admin_dsn(dsn))
+        await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await conn.close()
+
+
+@asynccontextmanager
+async def _s3(bucket: str) -> AsyncIterator[str]:
+    """moto's S3 in its own process, as S3 is elsewhere in production (not in our GIL)."""
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        executable("moto_server"),
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        await _poll(lambda: _answers(port), 0.05)
+        async with aioboto3.Session().client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1"
+        ) as s3:
+            await s3.create_bucket(Bucket=bucket)
+        yield endpoint
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def _answers(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+@asynccontextmanager
+async def services(concurrency: int) -> AsyncIterator[Bench]:
+    """Temporal, S3 and a database of our own, and both workers running."""
+    base = Settings(_env_file=None)
+    # moto accepts any credentials; boto insists on some.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    async with AsyncExitStack() as stack:
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=executable("temporal"),
+            search_attributes=SEARCH_ATTRIBUTES,
+            dev_server_startup_timeout=timedelta(seconds=30),
+        )
+        stack.push_async_callback(env.shutdown)
+        dsn = await stack.enter_async_context(_database(base))
+        endpoint = await stack.enter_async_context(_s3("travis-logs-bench"))
+        settings = base.model_copy(
+            update={
+                "database_url": dsn,
+                "temporal_address": env.client.service_client.config.target_host,
+                "temporal_task_queue": "bench-lifecycle",
+                "s3_endpoint_url": endpoint,
+                "s3_bucket": "travis-logs-bench",
+                "logs_quiet_period_s": 0,
+                "logs_grace_period_s": 0,
+                "logs_purge_delay_s": 0,
+            }
+        )
+        pool = await create_pool(dsn, max_size=20)
+        stack.push_async_callback(pool.close)
+        s3 = await stack.enter_async_context(s3_client(settings))
+        activities = lifecycle_activities(pool, ArchiveStore(s3, settings.s3_bucket))
+        await stack.enter_async_context(build_worker(env.client, settings, activities))
+        bare = Worker(
+            env.client, task_queue=BARE_QUEUE, workflows=[BareWorkflow], activities=[noop]
+        )
+        await stack.enter_async_context(bare)
+        yield Bench(env.client, settings, pool, concurrency)
+
+
+async def _bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run the jobs with at most `limit` in flight."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await job()
+
+    return await asyncio.gather(*(one(job) for job in jobs))
+
+
+async def _poll(check: Callable[[], Awaitable[bool]], every_s: float) -> None:
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(every_s)
+
+
+async def _store_log(bench: Bench, parts: int) -> int:
+    """A log streaming: all but its last part stored, as the ingest stores them."""
+    job_id, bench.next_job = bench.next_job, bench.next_job + 1
+    async with bench.pool.acquire() as conn, conn.transaction():
+        log_id = await conn.fetchval("INSERT INTO logs (job_id) VALUES ($1) RETURNING id", job_id)
+        await conn.execute(
+            "INSERT INTO log_parts (log_id, number, content)"
+            " SELECT $1, n, $3 || n || E'\\n' FROM generate_series(0, $2 - 2) n",
+            log_id,
+            parts,
+            PART_TEXT,
+        )
+    return job_id
+
+
+async def _store_final(bench: Bench, job_id: int, number: int) -> None:
+    """The final part and logs.final_number in one transaction, as the ingest stores them."""
+    async with bench.pool.acquire() as conn, conn.transaction():
+        log_id = await conn.fetchval(
+            "UPDATE logs SET final_number = $2 WHERE job_id = $1 RETURNING id", job_id, number
+        )
+        await conn.execute(
+            "INSERT INTO log_parts (log_id, number, content, final) VALUES ($1, $2, '', true)",
+            log_id,
+            number,
+        )
+
+
+async def _signal(bench: Bench, job_id: int, number: int, final: bool) -> None:
+    ref = PartRef(number, len(PART_TEXT) + 4, final)
+    await signal_parts(bench.client, bench.settings, PartsSignal(job_id, [ref]))
+
+
+async def _open(bench: Bench, jobs: list[int]) -> None:
+    """First parts signalled and taken in: every run waits for its final part."""
+    await _bounded(bench.concurrency, [partial(_signal, bench, j, 0, False) for j in jobs])
+
+    async def streaming() -> bool:
+        count = await bench.client.count_workflows("LogState = 'streaming'")
+        return count.count == len(jobs)
+
+    await _poll(streaming, 0.05)
+
+
+async def _finish(bench: Bench, job_id: int, last: int) -> float:
+    """Signal the (stored) final part; when the lifecycle completed (monotonic seconds)."""
+    await _signal(bench, job_id, last, final=True)
+    handle = bench.client.get_workflow_handle_for(LogWorkflow.run, workflow_id(job_id))
+    state = await handle.result()
+    assert state.state == LogState.DONE, state
+    return time.monotonic()
+
+
+async def history_events(bench: Bench, parts: int) -> int:
+    job_id = await _store_log(bench, parts)
+    await _open(bench, [job_id])
+    await _store_final(bench, job_id, parts - 1)
+    await _finish(bench, job_id, parts - 1)
+    handle = bench.client.get_workflow_handle(workflow_id(job_id))
+    return len((await handle.fetch_history()).events)
+
+
+async def lifecycle_rate(bench: Bench, logs: int) -> float:
+    """Lifecycles/s from the final parts' signals to the last purged log."""
+    jobs = [await _store_log(bench, 10) for _ in range(logs)]
+    await _open(bench, jobs)
+    for job_id in jobs:  # stored, not yet signalled: the runs do not know of them
+        await _store_final(bench, job_id, 9)
+    started = time.monotonic()
+    ends = await _bounded(bench.concurrency, [partial(_finish, bench, j, 9) for j in jobs])
+    return logs / (max(ends) - started)
+
+
+async def bare_rate(bench: Bench, runs: int) -> float:
+    async def one(n: int) -> float:
+        await bench.client.execute_workflow(
+            BareWorkflow.run, n, id=f"bare-{uuid.uuid4()}", task_queue=BARE_QUEUE
+        )
+        return time.monotonic()
+
+    started = time.monotonic()
+    ends = await _bounded(bench.concurrency, [partial(one, n) for n in range(runs)])
+    return runs / (max(ends) - started)
+
+
+async def purge_latency(bench: Bench, samples: int) -> list[float]:
+    """Seconds from sending the final part's signal to `purged_at` being set, one at a time."""
+    latencies = []
+    for _ in range(samples):
+        job_id = await _store_log(bench, 10)
+        await _open(bench, [job_id])
+        started = time.monotonic()
+        await _store_final(bench, job_id, 9)
+        await _signal(bench, job_id, 9, final=True)
+
+        async def purged(job_id: int = job_id) -> bool:
+            query = "SELECT purged_at IS NOT NULL FROM logs WHERE job_id = $1"
+            return bool(await bench.pool.fetchval(query, job_id))
+
+        await _poll(purged, 0.005)
+        latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds used so far by this process's children (the Temporal dev server, moto)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def _measured(work: Awaitable[float], count: int) -> tuple[float, float, float]:
+    """The rate `work` returns, and CPU ms per item here (worker, client) and in the servers."""
+    own, servers = time.process_time(), _children_cpu_s()
+    rate = await work
+    own_ms = (time.process_time() - own) * 1000 / count
+    return rate, own_ms, (_children_cpu_s() - servers) * 1000 / count
+
+
+async def run(logs: int, concurrency: int) -> None:
+    async with services(concurrency) as bench:
+        small, large = await history_events(bench, 10), await history_events(bench, 10_000)
+        print(
+            f"history events per log: 10 parts {small}, 10,000 parts {large} (target <= 80, same)"
+        )
+        await bare_rate(bench, 20)  # warm-up: caches, connections
+        baseline, bare_own, bare_servers = await _measured(bare_rate(bench, logs), logs)
+        ours, own, servers = await _measured(lifecycle_rate(bench, logs), logs)
+        print(
+            f"complete lifecycles/s (final part to purged, quiet period 0): {ours:.1f}; "
+            f"bare 4-activity workflow: {baseline:.1f}/s; ratio {ours / baseline:.2f} "
+            "(target >= 0.6)"
+        )
+        print(
+            f"  CPU ms per lifecycle: this process {own:.1f}, servers {servers:.1f}; "
+            f"bare workflow: {bare_own:.1f}, {bare_servers:.1f}"
+        )
+        latencies = await purge_latency(bench, 10)
+        print(
+            f"final part to purged, idle, quiet period 0: median "
+            f"{statistics.median(latencies):.3f} s, max {max(latencies):.3f} s over "
+            f"{len(latencies)} logs (target <= 2 s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=int, default=200, help="logs per throughput run")
+    parser.add_argument("--concurrency", type=int, default=50, help="RPCs in flight")
+    args = parser.parse_args()
+    asyncio.run(asyncio.wait_for(run(args.logs, args.concurrency), timeout=TIME_LIMIT_S))
+    # The Temporal SDK's threads can crash the interpreter's finalisation (PyGILState_Release);
+    # everything is closed and printed by now, so leave without it.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

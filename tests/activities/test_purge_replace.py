@@ -1,0 +1,64 @@
+"""purge_log refuses what is not verified; replace_content is PUT /logs, applied once."""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio.testing import ActivityEnvironment
+
+from tests.workflows.support import log_row, store_parts, stored_numbers
+from travis_logs.activities.aggregate import AggregateActivities
+from travis_logs.activities.models import (
+    AggregateInput,
+    PurgeInput,
+    RemoveArchiveInput,
+    ReplaceInput,
+)
+from travis_logs.activities.purge import PurgeActivities
+from travis_logs.activities.replace import ReplaceActivities
+from travis_logs.core.archive_store import ArchiveStore
+
+env = ActivityEnvironment()
+
+
+async def test_purge_refuses_an_unverified_log(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Without a verified archive of this version, content and parts stay."""
+    await store_parts(pool, job_id, {0: "a\n"}, final=0)
+    await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
+    refused = await env.run(PurgeActivities(pool).purge_log, PurgeInput(job_id, 1))
+    assert not refused.purged and "no verified archive" in refused.reason
+    assert (await log_row(pool, job_id))["content"] == "a\n"
+    assert await stored_numbers(pool, job_id) == [0]
+
+
+async def test_replace_is_put_logs_and_a_repeated_request_is_a_no_op(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Parts deleted, content set, index and final reset; the same request twice bumps once."""
+    await store_parts(pool, job_id, {0: "a\n", 1: ""}, final=1)
+    replace = ReplaceActivities(pool, store)
+    request = ReplaceInput(job_id, "new\n", removed_by=None, request_id="r-1")
+    first = await env.run(replace.replace_content, request)
+    await store_parts(pool, job_id, {0: "restarted\n"})  # the restarted job's first part
+    again = await env.run(replace.replace_content, request)
+    assert again == first
+    row = await log_row(pool, job_id)
+    assert row["content"] == "new\n" and row["aggregated_at"] is not None
+    assert row["final_number"] is None and row["part_numbers"] == []
+    assert await stored_numbers(pool, job_id) == [0]  # the retry deleted nothing new
+
+
+async def test_replace_creates_the_row_and_clearing_removes_the_archive(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """PUT for an unknown job creates its log; clearing deletes the archived object."""
+    replace = ReplaceActivities(pool, store)
+    done = await env.run(replace.replace_content, ReplaceInput(job_id, None, 42, "r-2"))
+    await store.put(job_id, b"old\n", version=0, parts=1, if_match=None)
+    removal = RemoveArchiveInput(job_id, done.content_version)
+    assert (await env.run(replace.remove_archive, removal)).removed
+    assert await store.fetch(job_id) is None
+    row = await log_row(pool, job_id)
+    assert row["id"] == done.log_id and row["removed_by"] == 42 and row["content"] is None
+    assert row["aggregated_at"] is None and row["removed_at"] is not None

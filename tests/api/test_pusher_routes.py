@@ -1,0 +1,121 @@
+"""POST /pusher/existence (channel webhooks) and POST /pusher/auth (private channels)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.pusher_support import APP
+from travis_logs.api.auth import job_grant
+from travis_logs.core.occupancy import OccupancyStore
+from travis_logs.core.settings import Settings
+
+
+def signed(events: list[dict[str, str]], secret: str = APP.secret) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"time_ms": int(time.time() * 1000), "events": events}).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Pusher-Key": APP.key,
+        "X-Pusher-Signature": signature,
+        "Content-Type": "application/json",
+    }
+    return body, headers
+
+
+async def test_existence_webhook_marks_and_clears_occupancy(
+    anonymous: httpx.AsyncClient, pool: asyncpg.Pool, job_id: int
+) -> None:
+    """channel_occupied marks the channel watched, channel_vacated clears it; both 204."""
+    channel, store = f"job-{job_id}", OccupancyStore(pool)
+    body, headers = signed([{"name": "channel_occupied", "channel": channel}])
+    response = await anonymous.post("/pusher/existence", content=body, headers=headers)
+    assert (response.status_code, response.content) == (204, b"")
+    assert await store.is_occupied(channel)
+    body, headers = signed([{"name": "channel_vacated", "channel": channel}])
+    assert (
+        await anonymous.post("/pusher/existence", content=body, headers=headers)
+    ).status_code == 204
+    assert not await store.is_occupied(channel)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda body, h: (body, {**h, "X-Pusher-Signature": "0" * 64}), id="signature"),
+        pytest.param(lambda body, h: (body, {**h, "X-Pusher-Key": "other"}), id="key"),
+        pytest.param(lambda body, h: (body + b" ", h), id="body"),
+        pytest.param(
+            lambda body, h: (body, {k: v for k, v in h.items() if k != "X-Pusher-Signature"}),
+            id="no signature",
+        ),
+    ],
+)
+async def test_existence_webhook_with_bad_signature_is_401(
+    anonymous: httpx.AsyncClient, pool: asyncpg.Pool, job_id: int, tamper
+) -> None:
+    """A wrong key, signature or body is 401 and changes nothing."""
+    channel = f"job-{job_id}"
+    body, headers = tamper(*signed([{"name": "channel_occupied", "channel": channel}]))
+    response = await anonymous.post("/pusher/existence", content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["message"]
+    assert not await OccupancyStore(pool).is_occupied(channel)
+
+
+def expected_auth(socket_id: str, channel: str) -> str:
+    message = f"{socket_id}:{channel}".encode()
+    return f"{APP.key}:{hmac.new(APP.secret.encode(), message, hashlib.sha256).hexdigest()}"
+
+
+async def test_channel_auth_signs_for_token_and_for_the_jobs_grant(
+    anonymous: httpx.AsyncClient, client: httpx.AsyncClient, api_settings: Settings, job_id: int
+) -> None:
+    """travis-api's token or the job's viewer grant gets a valid Pusher signature."""
+    form = {"socket_id": "123.456", "channel_name": f"private-job-{job_id}"}
+    expected = {"auth": expected_auth("123.456", f"private-job-{job_id}")}
+    with_token = await client.post("/pusher/auth", data=form)
+    assert (with_token.status_code, with_token.json()) == (200, expected)
+    grant = {"X-Log-Grant": job_grant(api_settings, job_id)}
+    with_grant = await anonymous.post("/pusher/auth", data=form, headers=grant)
+    assert (with_grant.status_code, with_grant.json()) == (200, expected)
+
+
+@pytest.mark.parametrize(
+    ("form", "grant_job_offset", "status"),
+    [
+        ({"socket_id": "1.2", "channel_name": "private-job-{job}"}, 1, 403),  # other job's grant
+        ({"socket_id": "1.2", "channel_name": "private-user-{job}"}, 0, 403),  # not a job
+        ({"socket_id": "1.2", "channel_name": "job-{job}"}, 0, 403),  # public: needs no auth
+        ({"channel_name": "private-job-{job}"}, 0, 400),  # no socket_id
+        ({"socket_id": "1.2"}, 0, 400),  # no channel
+        ({"socket_id": "not-a-socket", "channel_name": "private-job-{job}"}, 0, 400),
+    ],
+)
+async def test_channel_auth_refusals(
+    anonymous: httpx.AsyncClient,
+    api_settings: Settings,
+    job_id: int,
+    form: dict[str, str],
+    grant_job_offset: int,
+    status: int,
+) -> None:
+    """Another job's grant, a non-job channel or a malformed form is refused with a message."""
+    data = {k: v.format(job=job_id) for k, v in form.items()}
+    grant = {"X-Log-Grant": job_grant(api_settings, job_id + grant_job_offset)}
+    response = await anonymous.post("/pusher/auth", data=data, headers=grant)
+    assert response.status_code == status
+    assert response.json()["message"]
+
+
+async def test_channel_auth_without_credentials_is_403(
+    anonymous: httpx.AsyncClient, job_id: int
+) -> None:
+    """No token and no grant: 403."""
+    form = {"socket_id": "1.2", "channel_name": f"private-job-{job_id}"}
+    assert (await anonymous.post("/pusher/auth", data=form)).status_code == 403

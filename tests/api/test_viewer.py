@@ -1,0 +1,135 @@
+"""GET /jobs/:job_id: the page's starting state, its assets and its access rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest_asyncio
+from pydantic import SecretStr
+
+from tests.api.conftest import TOKEN, Keys, running_api
+from tests.api.test_logs import send_parts
+from travis_logs.api.auth import VIEWER_COOKIE, job_grant
+from travis_logs.core.settings import Settings
+
+STATE = re.compile(r'<script id="state" type="application/json">(.*?)</script>', re.S)
+
+
+def page_state(html: str) -> dict[str, Any]:
+    match = STATE.search(html)
+    assert match, html[:500]
+    state: dict[str, Any] = json.loads(match.group(1))
+    return state
+
+
+async def test_running_job_page_carries_its_parts(
+    anonymous: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    keys: Keys,
+    api_settings: Settings,
+    job_id: int,
+) -> None:
+    """A running job's page starts from its parts, the Pusher channel and its grant."""
+    await send_parts(client, keys, job_id, ["a\n", "b\n"], final=False)
+    response = await anonymous.get(f"/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    state = page_state(response.text)
+    assert state["complete"] is False
+    assert [(p["number"], p["content"]) for p in state["parts"]] == [(1, "a\n"), (2, "b\n")]
+    assert state["grant"] == job_grant(api_settings, job_id)
+    assert state["pusher"]["channel"] == f"job-{job_id}"
+    assert state["pusher"]["key"] == api_settings.pusher_key
+    assert state["pusher"]["wsPort"] == api_settings.pusher_port
+    assert '<script src="/assets/pusher-js/pusher.min.js"></script>' in response.text
+
+
+async def test_job_without_log_yet_is_an_empty_live_page(
+    anonymous: httpx.AsyncClient, job_id: int
+) -> None:
+    """A job with no log row yet gets a live page with no parts (it fills as parts arrive)."""
+    response = await anonymous.get(f"/jobs/{job_id}")
+    assert response.status_code == 200
+    state = page_state(response.text)
+    assert (state["complete"], state["parts"], state["content"]) == (False, [], "")
+
+
+async def test_aggregated_log_page_starts_from_its_content(
+    anonymous: httpx.AsyncClient, client: httpx.AsyncClient, job_id: int
+) -> None:
+    """A log with content (here from PUT) is shown whole and not followed live."""
+    await client.put(f"/logs/{job_id}", content=b"all of it\n")
+    state = page_state((await anonymous.get(f"/jobs/{job_id}")).text)
+    assert (state["complete"], state["content"], state["parts"]) == (True, "all of it\n", [])
+
+
+async def test_log_text_cannot_escape_the_state_script(
+    anonymous: httpx.AsyncClient, client: httpx.AsyncClient, job_id: int
+) -> None:
+    """Log text with `</script>` stays data: the page has no injected element."""
+    evil = "</script><script>alert(1)</script><!--"
+    await client.put(f"/logs/{job_id}", content=evil.encode())
+    html = (await anonymous.get(f"/jobs/{job_id}")).text
+    assert "<script>alert" not in html
+    assert page_state(html)["content"] == evil
+
+
+async def test_assets_are_served(anonymous: httpx.AsyncClient) -> None:
+    """The viewer's script and stylesheet, and pusher-js from node_modules, are served."""
+    for path in ("/assets/viewer.js", "/assets/viewer.css", "/assets/pusher-js/pusher.min.js"):
+        response = await anonymous.get(path)
+        assert response.status_code == 200, path
+    pusher_js = await anonymous.get("/assets/pusher-js/pusher.min.js")
+    assert "Pusher" in pusher_js.text
+    assert (await anonymous.get("/assets/nothing.js")).status_code == 404
+
+
+@pytest_asyncio.fixture(scope="module")
+async def private_api(api_settings: Settings) -> AsyncIterator[str]:
+    """An API whose Pusher channels (and so its viewer) are private."""
+    private = api_settings.model_copy(update={"pusher_private_channels": True})
+    async with running_api(private) as url:
+        yield url
+
+
+async def test_private_viewer_needs_the_token(private_api: str, job_id: int) -> None:
+    """With private channels the page is 403 without the token, a header or the cookie."""
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        assert (await browser.get(f"/jobs/{job_id}")).status_code == 403
+        assert (await browser.get(f"/jobs/{job_id}?token=wrong")).status_code == 403
+        with_header = await browser.get(
+            f"/jobs/{job_id}", headers={"Authorization": f"token {TOKEN}"}
+        )
+        assert with_header.status_code == 200
+        assert page_state(with_header.text)["pusher"]["channel"] == f"private-job-{job_id}"
+
+
+async def test_private_viewer_sign_in_sets_a_cookie_without_the_token(
+    private_api: str, job_id: int
+) -> None:
+    """`?token=` redirects to the clean URL with an HttpOnly cookie that is not the token."""
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        response = await browser.get(f"/jobs/{job_id}?token={TOKEN}")
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/jobs/{job_id}"
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"{VIEWER_COOKIE}=")
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert TOKEN not in cookie
+        assert (await browser.get(f"/jobs/{job_id}")).status_code == 200
+
+
+async def test_viewer_is_500_without_a_configured_token(
+    api_settings: Settings, job_id: int
+) -> None:
+    """The page's grants derive from AUTH_TOKEN: without one it is 500 with that message."""
+    bare = api_settings.model_copy(update={"auth_token": SecretStr("")})
+    async with running_api(bare) as url, httpx.AsyncClient(base_url=url) as browser:
+        response = await browser.get(f"/jobs/{job_id}")
+    assert response.status_code == 500
+    assert response.json() == {"message": "authentication token is not set"}

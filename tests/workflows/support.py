@@ -1,0 +1,115 @@
+"""Helpers for lifecycle tests: parts stored as the ingest stores them, signals, S3 reads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client, WorkflowHandle
+
+from travis_logs.core.archive_store import ArchiveStore
+from travis_logs.core.s3 import s3_client
+from travis_logs.core.settings import Settings
+from travis_logs.core.temporal import signal_parts
+from travis_logs.workflows.log_workflow import LogWorkflow
+from travis_logs.workflows.models import LogWorkflowState, PartRef, PartsSignal, workflow_id
+
+# Lifecycle timings that keep tests short; tests override what they exercise.
+FAST: dict[str, Any] = {
+    "logs_quiet_period_s": 0.05,
+    "logs_grace_period_s": 0,
+    "logs_purge_delay_s": 0,
+    "logs_rearchive_backoff_s": 0.05,
+    "logs_heartbeat_timeout_s": 2,
+}
+
+
+def fast(settings: Settings, **overrides: Any) -> Settings:
+    return settings.model_copy(update={**FAST, **overrides})
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[ArchiveStore]:
+    async with s3_client(settings) as s3:
+        yield ArchiveStore(s3, settings.s3_bucket)
+
+
+async def store_parts(
+    pool: asyncpg.Pool,
+    job_id: int,
+    parts: Mapping[int, str],
+    *,
+    final: int | None = None,
+    age_s: float = 0,
+) -> int:
+    """Insert the log row and parts (and final_number) as the ingest does; the log's id."""
+    async with pool.acquire() as conn, conn.transaction():
+        log_id: int = await conn.fetchval(
+            "INSERT INTO logs (job_id) VALUES ($1)"
+            " ON CONFLICT (job_id) DO UPDATE SET job_id = EXCLUDED.job_id RETURNING id",
+            job_id,
+        )
+        await conn.executemany(
+            "INSERT INTO log_parts (log_id, number, content, final, created_at)"
+            " VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5))"
+            " ON CONFLICT (log_id, number) DO NOTHING",
+            [(log_id, n, text, n == final, float(age_s)) for n, text in parts.items()],
+        )
+        if final is not None:
+            # GREATEST ignores NULL: the first final number, or the larger one (as the ingest).
+            await conn.execute(
+                "UPDATE logs SET final_number = GREATEST(final_number, $2) WHERE id = $1",
+                log_id,
+                final,
+            )
+    return log_id
+
+
+def refs(parts: Mapping[int, str], final: int | None = None) -> list[PartRef]:
+    return [PartRef(n, len(text.encode()), n == final) for n, text in parts.items()]
+
+
+def handle_of(client: Client, job_id: int) -> WorkflowHandle[LogWorkflow, LogWorkflowState]:
+    return client.get_workflow_handle_for(LogWorkflow.run, workflow_id(job_id))
+
+
+async def send(
+    client: Client, settings: Settings, job_id: int, parts: Mapping[int, str], final: int | None
+) -> WorkflowHandle[LogWorkflow, LogWorkflowState]:
+    """Signal the parts (signal-with-start), as the ingest does for transitions."""
+    await signal_parts(client, settings, PartsSignal(job_id, refs(parts, final)))
+    return handle_of(client, job_id)
+
+
+async def log_row(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record:
+    row: asyncpg.Record = await pool.fetchrow("SELECT * FROM logs WHERE job_id = $1", job_id)
+    return row
+
+
+async def stored_numbers(pool: asyncpg.Pool, job_id: int) -> list[int]:
+    rows = await pool.fetch(
+        "SELECT p.number FROM log_parts p JOIN logs l ON l.id = p.log_id"
+        " WHERE l.job_id = $1 ORDER BY p.number",
+        job_id,
+    )
+    return [r["number"] for r in rows]
+
+
+def joined(parts: Mapping[int, str]) -> str:
+    """The log the parts make, in number order."""
+    return "".join(text for _, text in sorted(parts.items()))
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With RECORD_HISTORIES=1, store the run's history for the replay test's corpus."""
+    if os.environ.get("RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")

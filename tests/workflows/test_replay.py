@@ -1,0 +1,53 @@
+"""Replaying recorded LogWorkflow histories guards determinism.
+
+The corpus in histories/ comes from the lifecycle tests; regenerate it after an intended
+change to the workflow's commands with `RECORD_HISTORIES=1 pytest tests/workflows`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from tests.workflows.support import HISTORIES
+from tests.workflows.variants import SkipsTheDatabaseRead
+from travis_logs.workflows.log_workflow import LogWorkflow
+
+CORPUS = sorted(HISTORIES.glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text(encoding="utf-8"))
+
+
+def test_corpus_covers_the_lifecycle_paths() -> None:
+    """The recorded histories include every path the replay is meant to guard."""
+    expected = {
+        "lifecycle",
+        "late_part_during_pipeline",
+        "late_part_after_close",
+        "continued_as_new_last_run",
+        "replace_content",
+        "verify_failed_then_rearchive",
+        "rearchive_backoff",
+        "force_timeout",
+    }
+    assert expected <= {path.stem for path in CORPUS}
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda path: path.stem)
+async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
+    """Today's LogWorkflow makes the same commands as the run that was recorded."""
+    await Replayer(workflows=[LogWorkflow]).replay_workflow(load(path))
+
+
+async def test_a_changed_command_sequence_is_caught() -> None:
+    """Dropping the first database read makes replay fail instead of running on silently."""
+    with pytest.raises(NondeterminismError):
+        await Replayer(workflows=[SkipsTheDatabaseRead]).replay_workflow(
+            load(HISTORIES / "lifecycle.json")
+        )

@@ -1,0 +1,174 @@
+"""The workflow's updates on the dev server: PUT /logs (update-with-start), force, re-archive."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.worker import Worker
+
+from tests.helpers import assert_eventually
+from tests.workflows.faults import AfterActivity, corrupt_archive
+from tests.workflows.support import fast, log_row, open_store, record, send, store_parts
+from travis_logs.activities import lifecycle_activities
+from travis_logs.core.archive_store import ArchiveStore
+from travis_logs.core.settings import Settings
+from travis_logs.core.temporal import replace_content
+from travis_logs.workers.temporal_worker import build_worker
+from travis_logs.workflows.log_workflow import LogWorkflow
+from travis_logs.workflows.models import (
+    LOG_STATE,
+    UPDATE_FORCE_AGGREGATE,
+    UPDATE_REARCHIVE,
+    ForceAggregateInput,
+    LifecycleResult,
+    LogState,
+    RearchiveInput,
+    ReplaceContentInput,
+)
+
+PARTS = {0: "a\n", 1: "b\n", 2: ""}
+
+
+async def finished_log(client: Client, settings: Settings, pool: asyncpg.Pool, job_id: int) -> None:
+    await store_parts(pool, job_id, PARTS, final=2)
+    await (await send(client, settings, job_id, PARTS, final=2)).result()
+
+
+async def test_put_replaces_a_purged_log_and_its_archive(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """PUT on a closed log starts a run (update-with-start) and answers once archived."""
+    await finished_log(temporal_client, quick, pool, job_id)
+    result = await replace_content(
+        temporal_client, quick, job_id, ReplaceContentInput("replaced ✓\n")
+    )
+    assert result.archived is True
+    assert result.log_id == (await log_row(pool, job_id))["id"]
+    assert await store.fetch(job_id) == "replaced ✓\n".encode()
+    handle = temporal_client.get_workflow_handle_for(LogWorkflow.run, f"log-{job_id}")
+    await handle.result()
+    row = await log_row(pool, job_id)
+    assert row["content"] is None and row["archive_verified"] is True
+    assert row["final_number"] is None and row["part_numbers"] == []
+    await record(handle, "replace_content")
+
+
+async def test_clearing_with_removed_by_deletes_the_archive(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """An emptied (removed) log is not served from S3 any more, and the row says who."""
+    await finished_log(temporal_client, quick, pool, job_id)
+    result = await replace_content(
+        temporal_client, quick, job_id, ReplaceContentInput(None, removed_by=7)
+    )
+    assert result.archived is False
+    assert await store.fetch(job_id) is None
+    handle = temporal_client.get_workflow_handle_for(LogWorkflow.run, f"log-{job_id}")
+    assert (await handle.result()).state == LogState.REMOVED
+    row = await log_row(pool, job_id)
+    assert row["content"] is None and row["purged_at"] is None
+    assert row["removed_by"] == 7 and row["removed_at"] is not None
+    assert row["archived_at"] is None and row["archive_version"] is None
+
+
+async def test_restarted_job_after_clear_archives_only_the_new_log(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """A job restart clears the log; the new run's parts from 0 make the whole new archive."""
+    await finished_log(temporal_client, quick, pool, job_id)
+    await replace_content(temporal_client, quick, job_id, ReplaceContentInput(None))
+    handle = temporal_client.get_workflow_handle_for(LogWorkflow.run, f"log-{job_id}")
+    await handle.result()
+    again = {0: "again\n", 1: ""}
+    await store_parts(pool, job_id, again, final=1)
+    await (await send(temporal_client, quick, job_id, again, final=1)).result()
+    assert await store.fetch(job_id) == b"again\n"
+
+
+async def test_invalid_put_is_rejected_and_the_log_carries_on(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """Content with NUL is refused with a clear error; nothing about the log changes."""
+    await store_parts(pool, job_id, {0: "a\n"})
+    handle = await send(temporal_client, quick, job_id, {0: "a\n"}, final=None)
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await replace_content(temporal_client, quick, job_id, ReplaceContentInput("x\x00y"))
+    assert "NUL" in str(failed.value.cause)
+    await store_parts(pool, job_id, {1: ""}, final=1)
+    await send(temporal_client, quick, job_id, {1: ""}, final=1)
+    assert (await handle.result()).state == LogState.DONE
+    assert await store.fetch(job_id) == b"a\n"
+
+
+async def test_force_aggregate_does_not_wait_for_the_final_part(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """An operator's force_aggregate aggregates and archives a log without a final part."""
+    await store_parts(pool, job_id, {0: "a\n", 1: "b\n"})
+    handle = await send(temporal_client, quick, job_id, {0: "a\n"}, final=None)
+    result = await handle.execute_update(
+        UPDATE_FORCE_AGGREGATE, ForceAggregateInput("test"), result_type=LifecycleResult
+    )
+    assert result.content_version == 1
+    state = await handle.result()
+    assert state.trigger == "request" and state.state == LogState.DONE
+    assert await store.fetch(job_id) == b"a\nb\n"
+
+
+async def test_verify_failed_keeps_the_log_until_a_rearchive_succeeds(
+    temporal_client: Client, settings: Settings, pool: asyncpg.Pool, job_id: int
+) -> None:
+    """After max attempts the log stays unpurged as verify_failed; rearchive recovers it."""
+    limited = fast(settings, logs_max_archive_attempts=2)
+    async with open_store(limited) as store:
+        corrupt = AfterActivity("archive_log", corrupt_archive(store), times=99)
+        activities = lifecycle_activities(pool, store)
+        async with build_worker(temporal_client, limited, activities, interceptors=[corrupt]):
+            await store_parts(pool, job_id, PARTS, final=2)
+            handle = await send(temporal_client, limited, job_id, PARTS, final=2)
+
+            async def failed() -> None:
+                described = await handle.describe()
+                assert described.typed_search_attributes.get(LOG_STATE) == "verify_failed"
+
+            await assert_eventually(failed)
+            row = await log_row(pool, job_id)
+            assert row["content"] == "a\nb\n" and row["purged_at"] is None
+            assert row["archive_verified"] is False
+            assert corrupt.fired == 2
+
+            corrupt.remaining = 0
+            result = await handle.execute_update(
+                UPDATE_REARCHIVE, RearchiveInput("fixed"), result_type=LifecycleResult
+            )
+            assert result.archived is True
+            state = await handle.result()
+    assert state.state == LogState.DONE and state.archive_attempts == 3
+    assert (await log_row(pool, job_id))["purged_at"] is not None
+    await record(handle, "verify_failed_then_rearchive")

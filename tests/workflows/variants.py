@@ -1,0 +1,18 @@
+"""A deliberately changed LogWorkflow for the replay test (its own module: the sandbox imports it)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from travis_logs.workflows.log_workflow import LogWorkflow
+from travis_logs.workflows.models import WORKFLOW_TYPE, LogWorkflowInput, LogWorkflowState
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class SkipsTheDatabaseRead(LogWorkflow):
+    """A careless edit: a fresh run no longer reads the log's state first."""
+
+    @workflow.run
+    async def run(self, inp: LogWorkflowInput) -> LogWorkflowState:
+        self._s.loaded = True
+        return await super().run(inp)

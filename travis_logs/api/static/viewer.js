@@ -1,0 +1,303 @@
+// The log viewer: renders a job's log (ANSI colours, travis_fold sections, #L<n> anchors)
+// and follows it live over Pusher, applying parts in part-number order and filling gaps
+// from GET /log-parts after every (re)subscription.
+(function () {
+  "use strict";
+
+  const state = JSON.parse(document.getElementById("state").textContent);
+  const logEl = document.getElementById("log");
+  const statusEl = document.getElementById("status");
+  const parts = new Map(); // part number -> content
+  let finalSeen = false;
+  let renderQueued = false;
+  let anchorShown = false;
+
+  const COLOURS = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
+  const MARKER = /travis_(fold|time):(start|end):([^\s\x1b]*)\r?/g;
+  const ESCAPE = /\x1b\[([0-9;?]*)([A-Za-z])/g;
+
+  // --- ANSI ---------------------------------------------------------------------------
+
+  function newStyle() {
+    return { fg: null, bg: null, bold: false, italic: false, underline: false };
+  }
+
+  function applySgr(style, params) {
+    const codes = params === "" ? [0] : params.split(";").map(Number);
+    for (let i = 0; i < codes.length; i++) {
+      const c = codes[i];
+      if (c === 0) Object.assign(style, newStyle());
+      else if (c === 1) style.bold = true;
+      else if (c === 3) style.italic = true;
+      else if (c === 4) style.underline = true;
+      else if (c === 22) style.bold = false;
+      else if (c === 23) style.italic = false;
+      else if (c === 24) style.underline = false;
+      else if (c >= 30 && c <= 37) style.fg = COLOURS[c - 30];
+      else if (c >= 90 && c <= 97) style.fg = "bright-" + COLOURS[c - 90];
+      else if (c >= 40 && c <= 47) style.bg = COLOURS[c - 40];
+      else if (c === 39) style.fg = null;
+      else if (c === 49) style.bg = null;
+      else if (c === 38 || c === 48) i += codes[i + 1] === 5 ? 2 : 4; // 256/RGB: skipped
+    }
+  }
+
+  function classes(style) {
+    const names = [];
+    if (style.fg) names.push("fg-" + style.fg);
+    if (style.bg) names.push("bg-" + style.bg);
+    if (style.bold) names.push("b");
+    if (style.italic) names.push("i");
+    if (style.underline) names.push("u");
+    return names.join(" ");
+  }
+
+  // Styled spans of one segment; escape sequences other than colours (erase line,
+  // cursor moves) are dropped.
+  function spans(text, style, out) {
+    let last = 0;
+    for (const m of text.matchAll(ESCAPE)) {
+      if (m.index > last) out.push({ text: text.slice(last, m.index), cls: classes(style) });
+      if (m[2] === "m") applySgr(style, m[1]);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) out.push({ text: text.slice(last), cls: classes(style) });
+    return out;
+  }
+
+  function visible(text) {
+    return text.replace(ESCAPE, "") !== "";
+  }
+
+  // A carriage return overwrites the line: show what follows the last one that is
+  // followed by visible text (progress bars), keeping the colours set before it.
+  function styledLine(line, style) {
+    const segments = line.split("\r");
+    let keep = segments.length - 1;
+    while (keep > 0 && !visible(segments[keep])) keep--;
+    for (let i = 0; i < keep; i++) spans(segments[i], style, []);
+    return spans(segments.slice(keep).join(""), style, []);
+  }
+
+  // --- lines and folds ----------------------------------------------------------------
+
+  function lineElement(number, styled) {
+    const div = document.createElement("div");
+    div.className = "line";
+    div.id = "L" + number;
+    const a = document.createElement("a");
+    a.className = "num";
+    a.href = "#L" + number;
+    a.textContent = String(number);
+    div.appendChild(a);
+    for (const s of styled) {
+      const span = document.createElement("span");
+      if (s.cls) span.className = s.cls;
+      span.textContent = s.text;
+      div.appendChild(span);
+    }
+    return div;
+  }
+
+  function openFold(stack, name, openNames) {
+    const details = document.createElement("details");
+    details.className = "fold";
+    details.dataset.name = name;
+    if (openNames.has(name)) details.open = true;
+    const summary = document.createElement("summary");
+    details.appendChild(summary);
+    stack[stack.length - 1].appendChild(details);
+    stack.push(details);
+  }
+
+  function closeFold(stack, name) {
+    const at = stack.map((el) => el.dataset && el.dataset.name).lastIndexOf(name);
+    if (at <= 0) return; // an end without its start: nothing to close
+    for (const fold of stack.splice(at)) {
+      if (!fold.firstChild.hasChildNodes()) fold.remove(); // a fold without lines
+    }
+  }
+
+  function place(stack, div) {
+    const top = stack[stack.length - 1];
+    const summary = top.firstChild;
+    if (top.tagName === "DETAILS" && !summary.hasChildNodes()) {
+      const label = document.createElement("span");
+      label.className = "fold-name";
+      label.textContent = top.dataset.name;
+      div.appendChild(label);
+      summary.appendChild(div); // the fold's first line is its title
+    } else {
+      top.appendChild(div);
+    }
+  }
+
+  function build(text, openNames) {
+    const root = document.createDocumentFragment();
+    const stack = [root];
+    const style = newStyle();
+    const lines = text.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    let number = 0;
+    for (const raw of lines) {
+      let marked = false;
+      for (const m of raw.matchAll(MARKER)) {
+        marked = true;
+        if (m[1] !== "fold") continue;
+        if (m[2] === "start") openFold(stack, m[3], openNames);
+        else closeFold(stack, m[3]);
+      }
+      const line = raw.replace(MARKER, "");
+      if (marked && !visible(line.replace(/\r/g, ""))) continue;
+      const div = lineElement(++number, styledLine(line, style));
+      place(stack, div);
+    }
+    return root;
+  }
+
+  function currentlyOpen() {
+    return new Set([...logEl.querySelectorAll("details.fold[open]")].map((d) => d.dataset.name));
+  }
+
+  function text() {
+    const numbers = [...parts.keys()].sort((a, b) => a - b);
+    return (state.content || "") + numbers.map((n) => parts.get(n)).join("");
+  }
+
+  function render() {
+    renderQueued = false;
+    const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
+    logEl.replaceChildren(build(text(), currentlyOpen()));
+    if (!showAnchor() && atBottom && !state.complete) window.scrollTo(0, document.body.scrollHeight);
+    logEl.dataset.lines = String(logEl.querySelectorAll(".line").length);
+  }
+
+  // Open the folds around #L<n> and bring it into view, once it exists.
+  function showAnchor() {
+    const match = /^#L(\d+)$/.exec(location.hash);
+    anchorShown = anchorShown || !match;
+    if (!match || anchorShown) return false;
+    const target = document.getElementById("L" + match[1]);
+    if (!target) return false;
+    for (let el = target.parentElement; el && el !== logEl; el = el.parentElement) {
+      if (el.tagName === "DETAILS") el.open = true;
+    }
+    target.scrollIntoView({ block: "center" });
+    anchorShown = true;
+    return true;
+  }
+
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(render);
+  }
+
+  function addPart(number, content, final) {
+    if (typeof number !== "number" || parts.has(number)) return;
+    parts.set(number, content || "");
+    if (final) {
+      finalSeen = true;
+      setStatus("finished", "finished");
+    }
+    scheduleRender();
+  }
+
+  // --- live updates -------------------------------------------------------------------
+
+  function setStatus(text, cls) {
+    statusEl.textContent = text;
+    statusEl.className = "status " + (cls || "");
+  }
+
+  async function getParts(query) {
+    const response = await fetch(`/log-parts/${state.job_id}?${query}`, {
+      headers: { "X-Log-Grant": state.grant },
+    });
+    if (response.status === 404) return []; // no log yet
+    if (!response.ok) throw new Error(`GET /log-parts: ${response.status}`);
+    return (await response.json()).log_parts;
+  }
+
+  let filling = null;
+  let fillAgain = false;
+
+  // Ask which part numbers exist (content=false), then fetch the missing ones only.
+  async function fillGaps() {
+    if (filling) {
+      fillAgain = true;
+      return filling;
+    }
+    filling = (async () => {
+      do {
+        fillAgain = false;
+        const known = await getParts("content=false");
+        if (known.length && known[0].id === undefined) {
+          location.reload(); // "log aggregated": the page now starts from the whole log
+          return;
+        }
+        const missing = known.map((p) => p.number).filter((n) => !parts.has(n));
+        for (let i = 0; i < missing.length; i += 200) {
+          const chunk = missing.slice(i, i + 200).join(",");
+          for (const p of await getParts("part_numbers=" + chunk)) addPart(p.number, p.content, p.final);
+        }
+      } while (fillAgain);
+    })()
+      .catch((err) => setStatus("reconnecting (" + err.message + ")"))
+      .finally(() => {
+        filling = null;
+      });
+    return filling;
+  }
+
+  function follow() {
+    const p = state.pusher;
+    if (typeof Pusher === "undefined" || !p.key) {
+      setStatus("live (polling)", "live");
+      setInterval(fillGaps, 3000);
+      return fillGaps();
+    }
+    const options = {
+      cluster: p.cluster,
+      forceTLS: p.forceTLS,
+      disableStats: true,
+      channelAuthorization: {
+        endpoint: p.authEndpoint,
+        transport: "ajax",
+        headers: { "X-Log-Grant": state.grant },
+      },
+    };
+    if (p.wsHost) {
+      Object.assign(options, { wsHost: p.wsHost, wsPort: p.wsPort, wssPort: p.wsPort, enabledTransports: ["ws", "wss"] });
+    }
+    const pusher = new Pusher(p.key, options);
+    const channel = pusher.subscribe(p.channel);
+    channel.bind("job:log", (data) => addPart(data.number, data._log, data.final));
+    // Fires on the first subscription and again after every reconnect.
+    channel.bind("pusher:subscription_succeeded", () => {
+      setStatus(finalSeen ? "finished" : "live", "live");
+      fillGaps();
+    });
+    pusher.connection.bind("state_change", (s) => {
+      if (s.current !== "connected") setStatus(s.current);
+    });
+    window.travisLogsPusher = pusher; // lets a test cut the connection
+  }
+
+  // --- start --------------------------------------------------------------------------
+
+  if (state.removed_at) {
+    const removed = document.getElementById("removed");
+    removed.textContent = `Log removed by user ${state.removed_by} at ${state.removed_at}`;
+    removed.hidden = false;
+  }
+  for (const p of state.parts) addPart(p.number, p.content, p.final);
+  render();
+  if (state.complete) setStatus("finished", "finished");
+  else follow();
+  window.addEventListener("hashchange", () => {
+    anchorShown = false;
+    showAnchor();
+  });
+  window.travisLogsViewer = { parts, fillGaps, get finalSeen() { return finalSeen; } };
+})();

@@ -1,0 +1,92 @@
+"""Which Pusher channels somebody watches: webhook state in PostgreSQL, cached for ingest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+# Pusher sends channel_occupied once; a viewer who stays longer than this stops getting
+# live parts, as in the original (reference §3 "Staleness").
+OCCUPANCY_TTL = timedelta(hours=6)
+
+OCCUPIED_EVENT = "channel_occupied"
+VACATED_EVENT = "channel_vacated"
+
+_MARK_OCCUPIED = """
+INSERT INTO pusher_channels (channel, expires_at) VALUES ($1, now() + $2::interval)
+ON CONFLICT (channel) DO UPDATE SET expires_at = EXCLUDED.expires_at
+"""
+_SWEEP = "DELETE FROM pusher_channels WHERE expires_at < now()"
+_OCCUPIED = "SELECT channel FROM pusher_channels WHERE channel = ANY($1) AND expires_at > now()"
+
+
+class OccupancyStore:
+    """Channel occupancy rows with a 6 h expiry (the original's Redis SETEX / DEL)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def mark(self, channel: str, occupied: bool) -> None:
+        """Record a channel_occupied (True) or channel_vacated (False) webhook event."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if occupied:
+                await conn.execute(_MARK_OCCUPIED, channel, OCCUPANCY_TTL)
+            else:
+                await conn.execute("DELETE FROM pusher_channels WHERE channel = $1", channel)
+            await conn.execute(_SWEEP)
+
+    async def apply(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Apply the events of a validated webhook in order; returns how many were applied."""
+        applied = 0
+        for event in events:
+            name, channel = event.get("name"), event.get("channel")
+            if name in (OCCUPIED_EVENT, VACATED_EVENT) and isinstance(channel, str):
+                await self.mark(channel, name == OCCUPIED_EVENT)
+                applied += 1
+        return applied
+
+    async def is_occupied(self, channel: str) -> bool:
+        return channel in await self.occupied([channel])
+
+    async def occupied(self, channels: Sequence[str]) -> set[str]:
+        """The subset of `channels` that is occupied now, in one query."""
+        rows = await self._pool.fetch(_OCCUPIED, list(channels))
+        return {row["channel"] for row in rows}
+
+
+class OccupancyCache:
+    """Answers from memory for `ttl_s` so ingest queries once per channel, not per part."""
+
+    # Beyond this many entries, expired ones are swept (a busy ingest sees many jobs).
+    _SWEEP_AT = 10_000
+
+    def __init__(
+        self,
+        store: OccupancyStore,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._known: dict[str, tuple[float, bool]] = {}
+
+    async def is_occupied(self, channel: str) -> bool:
+        return channel in await self.occupied([channel])
+
+    async def occupied(self, channels: Iterable[str]) -> set[str]:
+        """The subset of `channels` that is occupied, querying only for stale entries."""
+        now = self._clock()
+        wanted = set(channels)
+        stale = [c for c in wanted if self._known.get(c, (0.0, False))[0] <= now]
+        if stale:
+            found = await self._store.occupied(stale)
+            if len(self._known) > self._SWEEP_AT:
+                self._known = {c: v for c, v in self._known.items() if v[0] > now}
+            for channel in stale:
+                self._known[channel] = (now + self._ttl_s, channel in found)
+        return {c for c in wanted if self._known[c][1]}
