@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
@@ -66,7 +70,8 @@ def dev_env(tmp_path: Path, database_url: str, amqp_url: str) -> dict[str, str]:
         "DEV_PUSHER_PORT": str(free_port()),
         "PORT": str(free_port()),
         "DEV_DATA_DIR": str(tmp_path / "data"),
-        "DEV_SIMULATE": "false",
+        # The first run's simulated job, with a short quiet period to keep the test brief.
+        "LOGS_QUIET_PERIOD_S": "1",
     }
 
 
@@ -86,19 +91,54 @@ def dev(dev_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
             process.stdout.close()
 
 
-def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> bytes:
+def _wait_for(
+    process: subprocess.Popen[bytes], pattern: bytes, timeout: float, seen: bytes = b""
+) -> tuple[bytes, re.Match[bytes]]:
+    """Read the stack's output until `pattern` matches; all output so far and the match."""
     assert process.stdout is not None
     os.set_blocking(process.stdout.fileno(), False)
-    seen = b""
     deadline = time.monotonic() + timeout
-    while READY not in seen:
+    while (match := re.search(pattern, seen)) is None:
         assert process.poll() is None, seen.decode(errors="replace")
         assert time.monotonic() < deadline, (
-            f"not ready in {timeout} s:\n{seen.decode(errors='replace')}"
+            f"no {pattern!r} in {timeout} s:\n{seen.decode(errors='replace')}"
         )
         seen += process.stdout.read() or b""
         time.sleep(0.1)
-    return seen
+    return seen, match
+
+
+def _workflow_state(dev_env: dict[str, str], job_id: int) -> str | None:
+    """LogState of the job's workflow as the Temporal CLI describes it; None before it exists."""
+    described = subprocess.run(
+        [
+            executable("temporal"),
+            "workflow",
+            "describe",
+            "-w",
+            f"log-{job_id}",
+            "-o",
+            "json",
+            "--address",
+            dev_env["TEMPORAL_ADDRESS"],
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if described.returncode != 0:
+        return None
+    info = json.loads(described.stdout)["workflowExecutionInfo"]
+    field = info.get("searchAttributes", {}).get("indexedFields", {}).get("LogState")
+    return json.loads(base64.b64decode(field["data"])) if field else None
+
+
+def _archive_size(dev_env: dict[str, str], job_id: int) -> int:
+    s3 = boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{dev_env['DEV_S3_PORT']}", region_name="us-east-1"
+    )
+    head = s3.head_object(Bucket="travis-logs", Key=f"jobs/{job_id}/log.txt")
+    return int(head["ContentLength"])
 
 
 def test_dev_starts_within_30s_registers_attributes_and_stops_clean(
@@ -106,7 +146,7 @@ def test_dev_starts_within_30s_registers_attributes_and_stops_clean(
 ) -> None:
     """The stack comes up in 30 s, the UI answers, a second dev is refused, SIGINT leaves nothing."""
     started = time.monotonic()
-    output = _wait_ready(dev, 30)
+    output, _ = _wait_for(dev, re.escape(READY), 30)
     assert time.monotonic() - started < 30, output
     ui = httpx.get(f"http://127.0.0.1:{dev_env['DEV_TEMPORAL_UI_PORT']}/")
     assert ui.status_code == 200
@@ -130,6 +170,15 @@ def test_dev_starts_within_30s_registers_attributes_and_stops_clean(
     second = subprocess.run(_cli("dev"), env=dev_env, capture_output=True, text=True, timeout=30)
     assert second.returncode == 2
     assert "already running" in second.stderr and "Traceback" not in second.stderr
+
+    # The newcomer's first minute: the simulated job streams, ends, and is archived and purged.
+    output, match = _wait_for(dev, rb"\[simulate\] job (\d+): viewer", 30, output)
+    job_id = int(match.group(1))
+    deadline = time.monotonic() + 60
+    while _workflow_state(dev_env, job_id) != "done":
+        assert time.monotonic() < deadline, f"log-{job_id} not done within a minute"
+        time.sleep(1)
+    assert _archive_size(dev_env, job_id) > 0
 
     children = _descendants(dev.pid)
     assert children, "dev started no child processes"

@@ -20,6 +20,7 @@ from travis_logs.core.errors import ArchiveMismatch, LogsError
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
+    from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef
 
 CONTENT_TYPE = "text/plain; charset=utf-8"
 _VERSION = "content-version"
@@ -119,18 +120,24 @@ class ArchiveStore:
             raise
         return StoredObject(put["ETag"], len(body), version, digest.hexdigest())
 
-    async def digest(
-        self, job_id: int, progress: Callable[[], None] | None = None
-    ) -> Digest | None:
-        """Read the object back and hash it; None when there is none."""
+    async def _get(self, job_id: int) -> GetObjectOutputTypeDef | None:
+        """The GetObject response with checksum validation on; None when there is no object."""
         try:
-            got = await self._s3.get_object(
+            return await self._s3.get_object(
                 Bucket=self._bucket, Key=self.key(job_id), ChecksumMode="ENABLED"
             )
         except ClientError as err:
             if _code(err) in _MISSING:
                 return None
             raise
+
+    async def digest(
+        self, job_id: int, progress: Callable[[], None] | None = None
+    ) -> Digest | None:
+        """Read the object back and hash it; None when there is none."""
+        got = await self._get(job_id)
+        if got is None:
+            return None
         hasher, size, intact = hashlib.sha256(), 0, True
         try:
             async for chunk in got["Body"].iter_chunks(_CHUNK):
@@ -146,14 +153,9 @@ class ArchiveStore:
 
     async def fetch(self, job_id: int) -> bytes | None:
         """The archived log's bytes; None when there is none; ArchiveMismatch when damaged."""
-        try:
-            got = await self._s3.get_object(
-                Bucket=self._bucket, Key=self.key(job_id), ChecksumMode="ENABLED"
-            )
-        except ClientError as err:
-            if _code(err) in _MISSING:
-                return None
-            raise
+        got = await self._get(job_id)
+        if got is None:
+            return None
         try:
             async with got["Body"] as body:
                 data: bytes = await body.read()

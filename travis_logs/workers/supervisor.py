@@ -78,7 +78,11 @@ class Supervisor:
 
     async def wait_any(self) -> tuple[str, int]:
         """Name and exit code of the first child to exit."""
-        waits = {asyncio.create_task(c.process.wait()): c.spec.name for c in self._children}
+        waits = {
+            asyncio.create_task(c.process.wait()): c.spec.name
+            for c in self._children
+            if c.spec.essential
+        }
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             task = done.pop()
