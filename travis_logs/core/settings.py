@@ -49,9 +49,6 @@ class Settings(BaseSettings):
     # Where the local Pusher-protocol server POSTs channel_occupied/vacated webhooks
     # (the API's POST /pusher/existence); unset: it sends none.
     pusher_webhook_url: str | None = None
-    # The private-channel auth endpoint pusher-js asks for a token (the viewer page hands it
-    # to pusher-js); the Pusher server itself only checks the token's signature.
-    pusher_auth_url: str | None = None
 
     auth_token: SecretStr | None = None
     jwt_rsa_public_key: str | None = None

@@ -75,7 +75,6 @@ def child_env(settings: Settings) -> dict[str, str]:
             PUSHER_PORT=str(settings.dev_pusher_port),
             PUSHER_SSL="false",
             PUSHER_WEBHOOK_URL=f"http://127.0.0.1:{settings.port}/pusher/existence",
-            PUSHER_AUTH_URL=f"http://127.0.0.1:{settings.port}/pusher/auth",
         )
     return env
 
