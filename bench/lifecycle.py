@@ -48,10 +48,10 @@ with workflow.unsafe.imports_passed_through():
     from travis_logs.core.settings import Settings
     from travis_logs.core.temporal import signal_parts
     from travis_logs.workers.temporal_worker import build_worker
-    from travis_logs.workflows.log_workflow import LogWorkflow
     from travis_logs.workflows.models import (
         SEARCH_ATTRIBUTES,
         LogState,
+        LogWorkflowState,
         PartRef,
         PartsSignal,
         workflow_id,
@@ -249,7 +249,7 @@ async def _open(bench: Bench, jobs: list[int]) -> None:
 async def _finish(bench: Bench, job_id: int, last: int) -> float:
     """Signal the (stored) final part; when the lifecycle completed (monotonic seconds)."""
     await _signal(bench, job_id, last, final=True)
-    handle = bench.client.get_workflow_handle_for(LogWorkflow.run, workflow_id(job_id))
+    handle = bench.client.get_workflow_handle(workflow_id(job_id), result_type=LogWorkflowState)
     state = await handle.result()
     assert state.state == LogState.DONE, state
     return time.monotonic()

@@ -74,7 +74,7 @@ def refs(parts: Mapping[int, str], final: int | None = None) -> list[PartRef]:
 
 
 def handle_of(client: Client, job_id: int) -> WorkflowHandle[LogWorkflow, LogWorkflowState]:
-    return client.get_workflow_handle_for(LogWorkflow.run, workflow_id(job_id))
+    return client.get_workflow_handle(workflow_id(job_id), result_type=LogWorkflowState)
 
 
 async def send(

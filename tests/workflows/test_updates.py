@@ -9,13 +9,20 @@ from temporalio.worker import Worker
 
 from tests.helpers import assert_eventually
 from tests.workflows.faults import AfterActivity, corrupt_archive
-from tests.workflows.support import fast, log_row, open_store, record, send, store_parts
+from tests.workflows.support import (
+    fast,
+    handle_of,
+    log_row,
+    open_store,
+    record,
+    send,
+    store_parts,
+)
 from travis_logs.activities import lifecycle_activities
 from travis_logs.core.archive_store import ArchiveStore
 from travis_logs.core.settings import Settings
 from travis_logs.core.temporal import replace_content
 from travis_logs.workers.temporal_worker import build_worker
-from travis_logs.workflows.log_workflow import LogWorkflow
 from travis_logs.workflows.models import (
     LOG_STATE,
     UPDATE_FORCE_AGGREGATE,
@@ -51,7 +58,7 @@ async def test_put_replaces_a_purged_log_and_its_archive(
     assert result.archived is True
     assert result.log_id == (await log_row(pool, job_id))["id"]
     assert await store.fetch(job_id) == "replaced ✓\n".encode()
-    handle = temporal_client.get_workflow_handle_for(LogWorkflow.run, f"log-{job_id}")
+    handle = handle_of(temporal_client, job_id)
     await handle.result()
     row = await log_row(pool, job_id)
     assert row["content"] is None and row["archive_verified"] is True
@@ -74,7 +81,7 @@ async def test_clearing_with_removed_by_deletes_the_archive(
     )
     assert result.archived is False
     assert await store.fetch(job_id) is None
-    handle = temporal_client.get_workflow_handle_for(LogWorkflow.run, f"log-{job_id}")
+    handle = handle_of(temporal_client, job_id)
     assert (await handle.result()).state == LogState.REMOVED
     row = await log_row(pool, job_id)
     assert row["content"] is None and row["purged_at"] is None
@@ -93,7 +100,7 @@ async def test_restarted_job_after_clear_archives_only_the_new_log(
     """A job restart clears the log; the new run's parts from 0 make the whole new archive."""
     await finished_log(temporal_client, quick, pool, job_id)
     await replace_content(temporal_client, quick, job_id, ReplaceContentInput(None))
-    handle = temporal_client.get_workflow_handle_for(LogWorkflow.run, f"log-{job_id}")
+    handle = handle_of(temporal_client, job_id)
     await handle.result()
     again = {0: "again\n", 1: ""}
     await store_parts(pool, job_id, again, final=1)
