@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from travis_logs.activities import lifecycle_activities
     from travis_logs.core.archive_store import ArchiveStore
     from travis_logs.core.binaries import executable
-    from travis_logs.core.checks import port_is_free
+    from travis_logs.core.checks import port_is_free, wait_for_port
     from travis_logs.core.db import admin_dsn, create_pool, with_database
     from travis_logs.core.migrate import migrate
     from travis_logs.core.s3 import s3_client
@@ -124,7 +124,7 @@ async def _s3(bucket: str) -> AsyncIterator[str]:
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        await _poll(lambda: _answers(port), 0.05)
+        await wait_for_port("127.0.0.1", port, "moto_server")
         async with aioboto3.Session().client(
             "s3", endpoint_url=endpoint, region_name="us-east-1"
         ) as s3:
@@ -133,15 +133,6 @@ async def _s3(bucket: str) -> AsyncIterator[str]:
     finally:
         server.terminate()
         await server.wait()
-
-
-async def _answers(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
 
 
 @asynccontextmanager

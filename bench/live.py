@@ -39,6 +39,7 @@ from tests.helpers import free_port
 from tests.pusher_support import APP, PusherJs, ensure_pusher_js, pusher_settings, rest_client
 from travis_logs.core.binaries import executable
 from travis_logs.core.broker import declare
+from travis_logs.core.checks import wait_for_port
 from travis_logs.core.pusher import PusherPart, build_publisher
 from travis_logs.core.settings import Settings
 from travis_logs.workflows.models import SEARCH_ATTRIBUTES
@@ -89,22 +90,10 @@ async def command(name: str, env: dict[str, str]) -> AsyncIterator[None]:
         await asyncio.wait_for(process.wait(), 30)
 
 
-async def listening(port: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-            else:
-                writer.close()
-                return
-
-
 @contextlib.asynccontextmanager
 async def pusher_server(env: dict[str, str], port: int) -> AsyncIterator[None]:
     async with command("pusher-server", env):
-        await listening(port)
+        await wait_for_port("127.0.0.1", port, "pusher-server")
         yield
 
 

@@ -27,6 +27,7 @@ from tests.pusher_support import (
     subscribe,
     websocket,
 )
+from travis_logs.core.checks import wait_for_port
 from travis_logs.localpusher.app import create_app
 
 
@@ -122,21 +123,9 @@ async def test_command_serves_and_stops_on_sigterm() -> None:
         sys.executable, "-m", "travis_logs.cli", "pusher-server", env=env
     )
     try:
-        await _wait_until_listening(server_port)
+        await wait_for_port("127.0.0.1", server_port, "DEV_PUSHER_PORT", timeout=15)
         await _trigger(server_port, "job-1", "hello")
     finally:
         process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(process.wait(), 10)
     assert code == 0
-
-
-async def _wait_until_listening(port: int, timeout: float = 15) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-            else:
-                writer.close()
-                return

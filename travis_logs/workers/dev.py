@@ -117,7 +117,8 @@ async def _start_services(
         console.print(f"registered search attributes: {', '.join(added)}")
     if settings.s3_endpoint_url is None:
         await wait_for_port("127.0.0.1", settings.dev_s3_port, "DEV_S3_PORT")
-        await devstack.create_bucket(s3_endpoint(settings), settings.s3_bucket, settings.aws_region)
+        local = settings.model_copy(update={"s3_endpoint_url": s3_endpoint(settings)})
+        await devstack.create_bucket(local)
 
 
 async def _start_processes(supervisor: Supervisor, settings: Settings) -> None:

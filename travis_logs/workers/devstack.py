@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aioboto3
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -21,7 +20,9 @@ from temporalio.client import Client
 from travis_logs.core.binaries import executable
 from travis_logs.core.checks import port_is_free
 from travis_logs.core.errors import ConfigError
+from travis_logs.core.s3 import s3_client
 from travis_logs.core.settings import Settings
+from travis_logs.core.temporal import connect
 from travis_logs.workers.supervisor import ProcessSpec
 from travis_logs.workflows.models import SEARCH_ATTRIBUTES
 
@@ -92,9 +93,7 @@ async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
-            )
+            return await connect(settings)
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise ConfigError(
@@ -122,7 +121,8 @@ async def register_search_attributes(client: Client) -> list[str]:
     return sorted(missing)
 
 
-async def create_bucket(endpoint: str, bucket: str, region: str) -> None:
-    async with aioboto3.Session().client("s3", endpoint_url=endpoint, region_name=region) as s3:
+async def create_bucket(settings: Settings) -> None:
+    """The bucket of S3_BUCKET on the endpoint the processes will use; no error if it exists."""
+    async with s3_client(settings) as s3:
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-            await s3.create_bucket(Bucket=bucket)
+            await s3.create_bucket(Bucket=settings.s3_bucket)
