@@ -52,10 +52,10 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from travis_logs.core.binaries import executable
-from travis_logs.core.broker import declare
-from travis_logs.core.settings import Settings
-from travis_logs.workflows.models import workflow_id
+from ingest.topology import declare
+from travis_logs.binaries import executable
+from travis_logs.settings import Settings
+from workflows.models import workflow_id
 
 TEXT_BYTES = 1600  # log text per part, near travis-worker's 1,653-byte chunks
 ROUTING_KEY = "reporting.jobs.logs"

@@ -38,17 +38,16 @@ with workflow.unsafe.imports_passed_through():
     import aioboto3
     import asyncpg
 
-    from travis_logs.activities import lifecycle_activities
-    from travis_logs.core.archive_store import ArchiveStore
-    from travis_logs.core.binaries import executable
-    from travis_logs.core.checks import port_is_free, wait_for_port
-    from travis_logs.core.db import admin_dsn, create_pool, with_database
-    from travis_logs.core.migrate import migrate
-    from travis_logs.core.s3 import s3_client
-    from travis_logs.core.settings import Settings
-    from travis_logs.core.temporal import signal_parts
-    from travis_logs.workers.temporal_worker import build_worker
-    from travis_logs.workflows.models import (
+    from travis_logs.archive_store import ArchiveStore
+    from travis_logs.binaries import executable
+    from travis_logs.checks import port_is_free, wait_for_port
+    from travis_logs.db import admin_dsn, create_pool, with_database
+    from travis_logs.migrate import migrate
+    from travis_logs.s3 import s3_client
+    from travis_logs.settings import Settings
+    from workers.temporal_worker import build_worker, lifecycle_activities
+    from workflows.client import signal_parts
+    from workflows.models import (
         SEARCH_ATTRIBUTES,
         LogState,
         LogWorkflowState,

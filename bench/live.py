@@ -35,14 +35,15 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ingest.topology import declare
 from tests.helpers import free_port
 from tests.pusher_support import APP, PusherJs, ensure_pusher_js, pusher_settings, rest_client
-from travis_logs.core.binaries import executable
-from travis_logs.core.broker import declare
-from travis_logs.core.checks import wait_for_port
-from travis_logs.core.pusher import PusherPart, build_publisher
-from travis_logs.core.settings import Settings
-from travis_logs.workflows.models import SEARCH_ATTRIBUTES
+from travis_logs.binaries import executable
+from travis_logs.checks import wait_for_port
+from travis_logs.parts import LogPart
+from travis_logs.pusher.publisher import build_publisher
+from travis_logs.settings import Settings
+from workflows.models import SEARCH_ATTRIBUTES
 
 PAD = "x" * 1580  # the rest of a ~1.6 KB part, like travis-worker's chunks
 
@@ -198,7 +199,7 @@ async def burst(settings: Settings, parts: int) -> tuple[float, float]:
     calls = _sample("travis_logs_pusher_request_seconds_count")
     seconds = _sample("travis_logs_pusher_request_seconds_sum")
     started = time.perf_counter()
-    await publisher.publish([PusherPart(n % 50, PAD, n, False) for n in range(parts)])
+    await publisher.publish([LogPart(n % 50, n, PAD, False) for n in range(parts)])
     await publisher.flush()
     elapsed = time.perf_counter() - started
     await publisher.aclose()
@@ -276,9 +277,7 @@ async def direct_run(base: Settings, backend: str, rate: int, seconds: float) ->
             if delay > 0:
                 await asyncio.sleep(delay)
             text = f"t={time.time() * 1000:.3f};{PAD}"
-            await publisher.publish(
-                [PusherPart(1 + (i + k) % 50, text, i, False) for k in range(10)]
-            )
+            await publisher.publish([LogPart(1 + (i + k) % 50, i, text, False) for k in range(10)])
         with contextlib.suppress(TimeoutError):
             await js.wait_for(lambda c: len(c.of_kind("event")) >= total, timeout=30)
         await publisher.aclose()

@@ -26,11 +26,11 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import free_port
-from travis_logs.core.binaries import executable
-from travis_logs.core.db import admin_dsn, create_pool, with_database
-from travis_logs.core.migrate import migrate
-from travis_logs.core.settings import Settings
-from travis_logs.workflows.models import SEARCH_ATTRIBUTES
+from travis_logs.binaries import executable
+from travis_logs.db import admin_dsn, create_pool, with_database
+from travis_logs.migrate import migrate
+from travis_logs.settings import Settings
+from workflows.models import SEARCH_ATTRIBUTES
 
 _RUN = uuid.uuid4().hex[:8]
 _job_ids = itertools.count(int(uuid.uuid4().int % 10**6) * 1000 + 1)

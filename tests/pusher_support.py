@@ -19,9 +19,9 @@ from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.helpers import free_port
-from travis_logs.core.settings import Settings
 from travis_logs.localpusher.app import ServerConfig
 from travis_logs.localpusher.signing import AppCredentials
+from travis_logs.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_CLIENT = ROOT / "tests" / "js" / "pusher_client.mjs"

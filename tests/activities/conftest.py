@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 
 from tests.workflows.support import open_store
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.settings import Settings
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.settings import Settings
 
 
 @pytest_asyncio.fixture

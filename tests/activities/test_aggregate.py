@@ -7,18 +7,18 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from tests.workflows.support import log_row, store_parts, stored_numbers
-from travis_logs.activities.aggregate import AggregateActivities
-from travis_logs.activities.archive import ArchiveActivities
-from travis_logs.activities.models import (
+from activities.aggregate import AggregateActivities
+from activities.archive import ArchiveActivities
+from activities.models import (
     AggregateInput,
     ArchiveInput,
     InspectInput,
     PurgeInput,
     VerifyInput,
 )
-from travis_logs.activities.purge import PurgeActivities
-from travis_logs.core.archive_store import ArchiveStore
+from activities.purge import PurgeActivities
+from tests.workflows.support import log_row, store_parts, stored_numbers
+from travis_logs.archive_store import ArchiveStore
 
 env = ActivityEnvironment()
 

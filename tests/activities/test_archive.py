@@ -7,11 +7,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.aggregate import AggregateActivities
+from activities.archive import ArchiveActivities
+from activities.models import AggregateInput, ArchiveInput, VerifyInput
 from tests.workflows.support import log_row, store_parts
-from travis_logs.activities.aggregate import AggregateActivities
-from travis_logs.activities.archive import ArchiveActivities
-from travis_logs.activities.models import AggregateInput, ArchiveInput, VerifyInput
-from travis_logs.core.archive_store import CONTENT_TYPE, ArchiveConflict, ArchiveStore
+from travis_logs.archive_store import CONTENT_TYPE, ArchiveConflict, ArchiveStore
 
 
 async def aggregated(pool: asyncpg.Pool, store: ArchiveStore, job_id: int, text: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from travis_logs.activities.merge import PartIndex, merge
+from activities.merge import PartIndex, merge
 
 
 def test_parts_are_spliced_between_indexed_parts_in_number_order() -> None:

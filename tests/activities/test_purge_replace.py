@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncpg
 from temporalio.testing import ActivityEnvironment
 
-from tests.workflows.support import log_row, store_parts, stored_numbers
-from travis_logs.activities.aggregate import AggregateActivities
-from travis_logs.activities.models import (
+from activities.aggregate import AggregateActivities
+from activities.models import (
     AggregateInput,
     PurgeInput,
     RemoveArchiveInput,
     ReplaceInput,
 )
-from travis_logs.activities.purge import PurgeActivities
-from travis_logs.activities.replace import ReplaceActivities
-from travis_logs.core.archive_store import ArchiveStore
+from activities.purge import PurgeActivities
+from activities.replace import ReplaceActivities
+from tests.workflows.support import log_row, store_parts, stored_numbers
+from travis_logs.archive_store import ArchiveStore
 
 env = ActivityEnvironment()
 

@@ -23,15 +23,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
 from tests.helpers import free_port
 from tests.pusher_support import ensure_pusher_js, pusher_settings, serve, server_config
-from travis_logs.activities import lifecycle_activities
-from travis_logs.api.app import create_app
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.s3 import s3_client
-from travis_logs.core.settings import Settings
+from travis_logs.archive_store import ArchiveStore
 from travis_logs.localpusher.app import create_app as create_pusher_app
-from travis_logs.workers.temporal_worker import build_worker
+from travis_logs.s3 import s3_client
+from travis_logs.settings import Settings
+from workers.temporal_worker import build_worker, lifecycle_activities
 
 TOKEN = "api-test-token"
 

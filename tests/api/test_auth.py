@@ -13,7 +13,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from tests.api.conftest import TOKEN, Keys, running_api
-from travis_logs.core.settings import Settings
+from travis_logs.settings import Settings
 
 TOKEN_ROUTES = [
     ("GET", "/logs/{job}"),

@@ -11,7 +11,7 @@ import httpx
 from pydantic import SecretStr
 
 from tests.helpers import assert_eventually, free_port
-from travis_logs.core.settings import Settings
+from travis_logs.settings import Settings
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -33,7 +33,7 @@ async def test_api_command_serves_and_stops_cleanly_on_sigterm(api_settings: Set
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "travis_logs.cli",
+        "workers.cli",
         "api",
         "--host",
         "127.0.0.1",

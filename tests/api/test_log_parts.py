@@ -11,12 +11,12 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from api.auth import job_grant
 from tests.api.conftest import Keys
 from tests.helpers import assert_eventually
 from tests.pusher_support import subscribe, websocket
-from travis_logs.api.auth import job_grant
-from travis_logs.core.settings import Settings
-from travis_logs.workflows.models import workflow_id
+from travis_logs.settings import Settings
+from workflows.models import workflow_id
 
 
 def b64(text: str) -> str:

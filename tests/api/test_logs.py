@@ -11,9 +11,9 @@ import pytest
 
 from tests.api.conftest import Keys
 from tests.helpers import assert_eventually
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.s3 import s3_client
-from travis_logs.core.settings import Settings
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.s3 import s3_client
+from travis_logs.settings import Settings
 
 LOG_KEYS = {
     "id",

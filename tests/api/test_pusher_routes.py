@@ -11,10 +11,10 @@ import asyncpg
 import httpx
 import pytest
 
+from api.auth import job_grant
 from tests.pusher_support import APP
-from travis_logs.api.auth import job_grant
-from travis_logs.core.occupancy import OccupancyStore
-from travis_logs.core.settings import Settings
+from travis_logs.pusher.occupancy import OccupancyStore
+from travis_logs.settings import Settings
 
 
 def signed(events: list[dict[str, str]], secret: str = APP.secret) -> tuple[bytes, dict[str, str]]:

@@ -8,7 +8,7 @@ import httpx
 
 from tests.api.conftest import running_api
 from tests.helpers import free_port
-from travis_logs.core.settings import Settings
+from travis_logs.settings import Settings
 
 
 async def test_uptime_answers_like_travis_logs(anonymous: httpx.AsyncClient) -> None:

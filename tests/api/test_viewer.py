@@ -11,10 +11,10 @@ import httpx
 import pytest_asyncio
 from pydantic import SecretStr
 
+from api.auth import VIEWER_COOKIE, job_grant
 from tests.api.conftest import TOKEN, Keys, running_api
 from tests.api.test_logs import send_parts
-from travis_logs.api.auth import VIEWER_COOKIE, job_grant
-from travis_logs.core.settings import Settings
+from travis_logs.settings import Settings
 
 STATE = re.compile(r'<script id="state" type="application/json">(.*?)</script>', re.S)
 

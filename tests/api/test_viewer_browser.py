@@ -12,8 +12,8 @@ from temporalio.client import Client
 
 from tests.api.chromium import Page, executable, open_page
 from tests.helpers import assert_eventually
-from tests.workers.ingest_support import broker, part, publish, running_ingest
-from travis_logs.core.settings import Settings
+from tests.ingest.ingest_support import broker, part, publish, running_ingest
+from travis_logs.settings import Settings
 
 pytestmark = pytest.mark.browser
 

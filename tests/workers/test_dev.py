@@ -19,13 +19,13 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
-from travis_logs.core.binaries import executable
+from travis_logs.binaries import executable
 
 READY = b"ready (Ctrl-C stops everything)"
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "travis_logs.cli", *args]
+    return [sys.executable, "-m", "workers.cli", *args]
 
 
 def _descendants(pid: int) -> set[int]:

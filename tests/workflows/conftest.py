@@ -11,10 +11,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.workflows.support import fast, open_store
-from travis_logs.activities import lifecycle_activities
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.settings import Settings
-from travis_logs.workers.temporal_worker import build_worker
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.settings import Settings
+from workers.temporal_worker import build_worker, lifecycle_activities
 
 
 @pytest.fixture

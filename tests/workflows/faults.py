@@ -17,7 +17,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from travis_logs.core.archive_store import ArchiveStore
+from travis_logs.archive_store import ArchiveStore
 
 Action = Callable[[Any], Awaitable[None]]
 

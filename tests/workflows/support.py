@@ -11,12 +11,12 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.s3 import s3_client
-from travis_logs.core.settings import Settings
-from travis_logs.core.temporal import signal_parts
-from travis_logs.workflows.log_workflow import LogWorkflow
-from travis_logs.workflows.models import LogWorkflowState, PartRef, PartsSignal, workflow_id
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.s3 import s3_client
+from travis_logs.settings import Settings
+from workflows.client import signal_parts
+from workflows.log_workflow import LogWorkflow
+from workflows.models import LogWorkflowState, PartRef, PartsSignal, workflow_id
 
 # Lifecycle timings that keep tests short; tests override what they exercise.
 FAST: dict[str, Any] = {

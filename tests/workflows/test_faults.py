@@ -18,12 +18,11 @@ from tests.helpers import assert_eventually, free_port
 from tests.workflows.faults import AfterActivity, corrupt_archive
 from tests.workflows.proxy import StallingProxy
 from tests.workflows.support import fast, joined, log_row, open_store, send, store_parts
-from travis_logs.activities import lifecycle_activities
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.settings import Settings
-from travis_logs.workers.temporal_worker import build_worker
-from travis_logs.workflows.log_workflow import LogWorkflow
-from travis_logs.workflows.models import LogState, workflow_id
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.settings import Settings
+from workers.temporal_worker import build_worker, lifecycle_activities
+from workflows.log_workflow import LogWorkflow
+from workflows.models import LogState, workflow_id
 
 PARTS = {0: "a\n", 1: "b\n", 2: "c\n", 3: ""}
 
@@ -95,7 +94,7 @@ async def worker_process(
     }
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "travis_logs.cli", "worker", env=env, stdout=out, stderr=out
+            sys.executable, "-m", "workers.cli", "worker", env=env, stdout=out, stderr=out
         )
     try:
         yield process

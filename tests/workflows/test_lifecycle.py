@@ -24,12 +24,11 @@ from tests.workflows.support import (
     store_parts,
     stored_numbers,
 )
-from travis_logs.activities import lifecycle_activities
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.settings import Settings
-from travis_logs.workers.temporal_worker import build_worker
-from travis_logs.workflows.log_workflow import LogWorkflow
-from travis_logs.workflows.models import (
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.settings import Settings
+from workers.temporal_worker import build_worker, lifecycle_activities
+from workflows.log_workflow import LogWorkflow
+from workflows.models import (
     ARCHIVE_ATTEMPTS,
     JOB_ID,
     LOG_STATE,

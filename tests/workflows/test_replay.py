@@ -15,7 +15,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.workflows.support import HISTORIES
 from tests.workflows.variants import SkipsTheDatabaseRead
-from travis_logs.workflows.log_workflow import LogWorkflow
+from workflows.log_workflow import LogWorkflow
 
 CORPUS = sorted(HISTORIES.glob("*.json"))
 

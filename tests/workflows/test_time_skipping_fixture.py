@@ -9,7 +9,7 @@ from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from travis_logs.workflows.models import ARCHIVE_ATTEMPTS, JOB_ID, LOG_STATE
+from workflows.models import ARCHIVE_ATTEMPTS, JOB_ID, LOG_STATE
 
 
 @workflow.defn

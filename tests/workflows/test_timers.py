@@ -19,12 +19,11 @@ from temporalio.worker import Interceptor, Worker
 from tests.helpers import assert_eventually
 from tests.workflows.faults import AfterActivity, corrupt_archive
 from tests.workflows.support import fast, joined, log_row, open_store, record, send, store_parts
-from travis_logs.activities import lifecycle_activities
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.settings import Settings
-from travis_logs.workers.temporal_worker import build_worker
-from travis_logs.workflows.log_workflow import LogWorkflow
-from travis_logs.workflows.models import LogState, LogWorkflowState
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.settings import Settings
+from workers.temporal_worker import build_worker, lifecycle_activities
+from workflows.log_workflow import LogWorkflow
+from workflows.models import LogState, LogWorkflowState
 
 Handle = WorkflowHandle[LogWorkflow, LogWorkflowState]
 PARTS = {0: "one\n", 1: "two\n", 2: "three\n"}

@@ -18,12 +18,11 @@ from tests.workflows.support import (
     send,
     store_parts,
 )
-from travis_logs.activities import lifecycle_activities
-from travis_logs.core.archive_store import ArchiveStore
-from travis_logs.core.settings import Settings
-from travis_logs.core.temporal import replace_content
-from travis_logs.workers.temporal_worker import build_worker
-from travis_logs.workflows.models import (
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.settings import Settings
+from workers.temporal_worker import build_worker, lifecycle_activities
+from workflows.client import replace_content
+from workflows.models import (
     LOG_STATE,
     UPDATE_FORCE_AGGREGATE,
     UPDATE_REARCHIVE,

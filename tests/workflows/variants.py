@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from travis_logs.workflows.log_workflow import LogWorkflow
-from travis_logs.workflows.models import WORKFLOW_TYPE, LogWorkflowInput, LogWorkflowState
+from workflows.log_workflow import LogWorkflow
+from workflows.models import WORKFLOW_TYPE, LogWorkflowInput, LogWorkflowState
 
 
 @workflow.defn(name=WORKFLOW_TYPE)

@@ -1,0 +1,175 @@
+"""Reading a log's state and merging its stored parts into its content, in number order.
+
+Aggregation is set-exact: under a lock on the log's row it reads which parts are stored,
+merges exactly those that the content does not hold yet, and records them in the part
+index. A part committed meanwhile is not in the index, so purge (which deletes only indexed
+numbers) leaves it for the next aggregation. Parts stay stored until purge.
+
+When the log was purged, the merge starts from the archive, checked against the size and
+SHA-256 recorded when it was verified, so a late part is spliced into the full log and never
+replaces it. Repeating the activity merges nothing twice: it is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.heartbeat import heartbeating
+from activities.merge import PartIndex, merge
+from activities.models import (
+    AGGREGATE_LOG,
+    INSPECT_LOG,
+    AggregateInput,
+    AggregateResult,
+    InspectInput,
+    LogSnapshot,
+)
+from travis_logs.archive_store import ArchiveStore, sha256_hex
+
+_SNAPSHOT = """
+SELECT l.id, l.final_number, l.content_version, l.purged_at IS NOT NULL AS purged,
+       CASE WHEN l.archive_verified THEN l.archive_version END AS verified_version,
+       (SELECT (extract(epoch FROM now() - max(p.created_at)) * 1000)::bigint
+          FROM log_parts p WHERE p.log_id = l.id) AS newest_age_ms,
+       (SELECT count(*) FROM (SELECT number FROM log_parts WHERE log_id = l.id
+                              EXCEPT SELECT unnest(l.part_numbers)) AS pending) AS pending
+FROM logs l WHERE l.job_id = $1
+"""
+_LOCKED_ROW = """
+SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
+       part_sizes, purged_at IS NOT NULL AS purged, removed_by IS NOT NULL AS removed,
+       archive_size, archive_sha256,
+       CASE WHEN archive_verified THEN archive_version END AS verified_version
+FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
+"""
+_STORED_NUMBERS = "SELECT number FROM log_parts WHERE log_id = $1"
+_PART_CONTENT = """
+SELECT number, content FROM log_parts WHERE log_id = $1 AND number = ANY($2::integer[])
+"""
+# The content is no longer what the archive holds: archived_at and archive_verified say so
+# (travis-api reads them), while archive_* keep describing the object in S3.
+_WRITE = """
+UPDATE logs SET content = $2, part_numbers = $3, part_sizes = $4,
+       content_version = content_version + 1, aggregated_at = now(), updated_at = now(),
+       archived_at = NULL, archive_verified = NULL, purged_at = NULL
+WHERE id = $1 RETURNING content_version
+"""
+
+
+class AggregateActivities:
+    """inspect_log and aggregate_log (local activities, unless the merge reads the archive)."""
+
+    def __init__(self, pool: asyncpg.Pool, store: ArchiveStore) -> None:
+        self._pool = pool
+        self._store = store
+
+    @activity.defn(name=INSPECT_LOG.name)
+    async def inspect_log(self, inp: InspectInput) -> LogSnapshot:
+        """The log's final number, newest part age (database clock) and archive state."""
+        row = await self._pool.fetchrow(_SNAPSHOT, inp.job_id)
+        if row is None:
+            return LogSnapshot(log_id=None)
+        return LogSnapshot(
+            log_id=row["id"],
+            final_number=row["final_number"],
+            newest_part_age_ms=row["newest_age_ms"],
+            pending_parts=row["pending"],
+            content_version=row["content_version"],
+            verified_version=row["verified_version"],
+            purged=row["purged"],
+        )
+
+    @activity.defn(name=AGGREGATE_LOG.name)
+    async def aggregate_log(self, inp: AggregateInput) -> AggregateResult:
+        """Merge the stored parts the log does not hold yet into its content, by number."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_LOCKED_ROW, inp.job_id)
+            if row is None:
+                return AggregateResult(log_id=None)
+            fresh, duplicates = await _new_numbers(conn, row)
+            if not fresh:
+                return _unchanged(row, duplicates)
+            if not _purged(row):
+                return await _merge(conn, row, base=None)
+        # Purged: read the archive without holding the lock, then merge under it again.
+        base = await self._archived_base(inp.job_id, row)
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchrow(_LOCKED_ROW, inp.job_id)
+            if locked["content_version"] != row["content_version"]:
+                # Replaced while the archive was read: start over from the new state.
+                raise ApplicationError("the log changed during aggregation", type="LogChanged")
+            return await _merge(conn, locked, base)
+
+    async def _archived_base(self, job_id: int, row: asyncpg.Record) -> bytes:
+        """The purged log from its archive, only if it is the one that was verified."""
+        data = await heartbeating(self._store.fetch(job_id))
+        if data is None:
+            raise ApplicationError(
+                f"job {job_id}: the log was purged but {ArchiveStore.key(job_id)} is missing",
+                type="ArchiveMissing",
+            )
+        expected = (row["archive_size"], row["archive_sha256"])
+        if expected[1] is not None and (len(data), sha256_hex(data)) != expected:
+            raise ApplicationError(
+                f"job {job_id}: {ArchiveStore.key(job_id)} differs from the verified archive",
+                type="ArchiveMismatch",
+            )
+        return data
+
+
+def _purged(row: asyncpg.Record) -> bool:
+    return row["content"] is None and bool(row["purged"])
+
+
+async def _new_numbers(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[list[int], int]:
+    """Stored part numbers the log does not hold yet, and how many it holds already."""
+    stored = [r["number"] for r in await conn.fetch(_STORED_NUMBERS, row["id"])]
+    held = set(row["part_numbers"])
+    fresh = sorted(n for n in stored if n not in held)
+    return fresh, len(stored) - len(fresh)
+
+
+def _unchanged(row: asyncpg.Record, duplicates: int) -> AggregateResult:
+    has_content = row["content"] is not None or bool(row["purged"])
+    size = row["content_bytes"] if row["content"] is not None else row["archive_size"]
+    return AggregateResult(
+        log_id=row["id"],
+        content_version=row["content_version"],
+        has_content=has_content,
+        removed=row["removed"],
+        size=size or 0,
+        parts=len(row["part_numbers"]),
+        duplicates=duplicates,
+        verified_version=row["verified_version"],
+    )
+
+
+async def _merge(
+    conn: asyncpg.Connection, row: asyncpg.Record, base: bytes | None
+) -> AggregateResult:
+    """Under the row lock: merge exactly the parts stored now, write content and index."""
+    fresh, duplicates = await _new_numbers(conn, row)
+    parts = await conn.fetch(_PART_CONTENT, row["id"], fresh)
+    if base is None:
+        base = (row["content"] or "").encode()
+    index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
+    merged = merge(base, index, [(p["number"], (p["content"] or "").encode()) for p in parts])
+    # Every piece is whole UTF-8 (parts are cut at part boundaries), so this cannot fail.
+    text = merged.body.decode()
+    version = await conn.fetchval(
+        _WRITE, row["id"], text, list(merged.index.numbers), list(merged.index.sizes)
+    )
+    return AggregateResult(
+        log_id=row["id"],
+        content_version=version,
+        has_content=True,
+        removed=row["removed"],
+        size=len(merged.body),
+        parts=len(merged.index.numbers),
+        merged=len(parts),
+        duplicates=duplicates,
+        from_archive=_purged(row),
+        verified_version=row["verified_version"],
+    )

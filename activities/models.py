@@ -1,0 +1,149 @@
+"""Inputs and results of the lifecycle activities (one dataclass in, one out).
+
+Activities find a log by its job id (`logs.job_id` is unique). Content never crosses this
+boundary: the activities read it from PostgreSQL and S3 themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True)
+class ActivityRef(Generic[In, Out]):
+    """An activity as a workflow calls it: by registered name, so the workflow imports no I/O."""
+
+    name: str
+    result_type: type[Out]
+
+
+@dataclass
+class InspectInput:
+    job_id: int
+
+
+@dataclass
+class LogSnapshot:
+    """The log's row as the workflow needs it, with the database's own clock for part ages."""
+
+    log_id: int | None  # None: no row for the job (yet)
+    final_number: int | None = None
+    newest_part_age_ms: int | None = None  # None: no parts stored
+    pending_parts: int = 0  # stored parts the log's content does not hold yet
+    content_version: int = 0
+    verified_version: int | None = None  # content version of the verified archive
+    purged: bool = False
+
+
+@dataclass
+class AggregateInput:
+    job_id: int
+
+
+@dataclass
+class AggregateResult:
+    """What the log holds after merging its new parts."""
+
+    log_id: int | None
+    content_version: int = 0
+    has_content: bool = False  # False: no content, no archive, no parts (cleared or empty row)
+    removed: bool = False  # removed_by is set
+    size: int = 0  # bytes of the merged log (when it changed or is in the database)
+    parts: int = 0  # parts the log holds
+    merged: int = 0  # parts this call merged in
+    duplicates: int = 0  # stored parts whose numbers the log holds already (purge deletes them)
+    from_archive: bool = False  # the merge started from the archive: the log had been purged
+    verified_version: int | None = None
+
+
+@dataclass
+class ArchiveInput:
+    job_id: int
+    # Write even when the object's metadata says it holds this version: after a failed
+    # verification the bytes are not what the metadata claims.
+    rewrite: bool = False
+
+
+@dataclass
+class ArchiveResult:
+    """The object now at jobs/<job_id>/log.txt, as written (or found already written)."""
+
+    content_version: int
+    size: int
+    sha256: str
+    uploaded: bool  # False: the object held exactly this version already
+
+
+@dataclass
+class VerifyInput:
+    job_id: int
+    content_version: int
+    size: int
+    sha256: str
+
+
+@dataclass
+class VerifyResult:
+    verified: bool
+    size: int | None = None  # what was read back; None when there is no object
+    sha256: str | None = None
+    reason: str = ""  # why it does not match
+
+
+@dataclass
+class PurgeInput:
+    job_id: int
+    content_version: int  # the verified version; anything else is not purged
+
+
+@dataclass
+class PurgeResult:
+    purged: bool
+    parts_deleted: int = 0
+    reason: str = ""  # why nothing was purged
+
+
+@dataclass
+class ReplaceInput:
+    """PUT /logs/:job_id as the replace update applies it; request_id makes a retry a no-op."""
+
+    job_id: int
+    content: str | None
+    removed_by: int | None
+    request_id: str
+
+
+@dataclass
+class ReplaceResult:
+    log_id: int
+    content_version: int
+
+
+@dataclass
+class RemoveArchiveInput:
+    job_id: int
+    content_version: int  # the cleared version; the archive columns are reset only for it
+
+
+@dataclass
+class RemoveArchiveResult:
+    removed: bool
+
+
+INSPECT_LOG: ActivityRef[InspectInput, LogSnapshot] = ActivityRef("inspect_log", LogSnapshot)
+AGGREGATE_LOG: ActivityRef[AggregateInput, AggregateResult] = ActivityRef(
+    "aggregate_log", AggregateResult
+)
+ARCHIVE_LOG: ActivityRef[ArchiveInput, ArchiveResult] = ActivityRef("archive_log", ArchiveResult)
+VERIFY_ARCHIVE: ActivityRef[VerifyInput, VerifyResult] = ActivityRef("verify_archive", VerifyResult)
+PURGE_LOG: ActivityRef[PurgeInput, PurgeResult] = ActivityRef("purge_log", PurgeResult)
+REPLACE_CONTENT: ActivityRef[ReplaceInput, ReplaceResult] = ActivityRef(
+    "replace_content", ReplaceResult
+)
+REMOVE_ARCHIVE: ActivityRef[RemoveArchiveInput, RemoveArchiveResult] = ActivityRef(
+    "remove_archive", RemoveArchiveResult
+)

@@ -1,0 +1,73 @@
+"""PUT /logs/:job_id as a workflow update applies it, and removing a cleared log's archive.
+
+Replacing does what travis-logs' `set_log_content` does in one transaction (delete the
+parts; set content, aggregated_at, archived_at = NULL, archive_verified = NULL, updated_at,
+removed_by, removed_at) and also resets what only this service keeps: the part index, the
+final number (a restarted job streams from part 0 again) and purged_at (the content column
+is the truth again). The workflow then archives the new content, or deletes the archive when
+the content was cleared, so that a removed log is not served from S3.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from temporalio import activity
+
+from activities.models import (
+    REMOVE_ARCHIVE,
+    REPLACE_CONTENT,
+    RemoveArchiveInput,
+    RemoveArchiveResult,
+    ReplaceInput,
+    ReplaceResult,
+)
+from travis_logs.archive_store import ArchiveStore
+
+_FIND_OR_CREATE = "INSERT INTO logs (job_id) VALUES ($1) ON CONFLICT (job_id) DO NOTHING"
+_LOCK = """
+SELECT id, content_version, replace_request FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
+"""
+_DELETE_PARTS = "DELETE FROM log_parts WHERE log_id = $1"
+_REPLACE = """
+UPDATE logs SET content = $2,
+       aggregated_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END,
+       archived_at = NULL, archive_verified = NULL, purged_at = NULL, updated_at = now(),
+       removed_by = $3, removed_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() END,
+       final_number = NULL, part_numbers = '{}', part_sizes = '{}',
+       content_version = content_version + 1, replace_request = $4
+WHERE id = $1 RETURNING content_version
+"""
+_FORGET_ARCHIVE = """
+UPDATE logs SET archive_version = NULL, archive_size = NULL, archive_sha256 = NULL,
+       archived_at = NULL, archive_verified = NULL
+WHERE job_id = $1 AND content IS NULL AND content_version = $2
+"""
+
+
+class ReplaceActivities:
+    """replace_content and remove_archive, over the injected pool and archive store."""
+
+    def __init__(self, pool: asyncpg.Pool, store: ArchiveStore) -> None:
+        self._pool = pool
+        self._store = store
+
+    @activity.defn(name=REPLACE_CONTENT.name)
+    async def replace_content(self, inp: ReplaceInput) -> ReplaceResult:
+        """Set the log's content (creating its row if needed); a repeated request is a no-op."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_FIND_OR_CREATE, inp.job_id)
+            row = await conn.fetchrow(_LOCK, inp.job_id)
+            if row["replace_request"] == inp.request_id:
+                return ReplaceResult(row["id"], row["content_version"])
+            await conn.execute(_DELETE_PARTS, row["id"])
+            version = await conn.fetchval(
+                _REPLACE, row["id"], inp.content, inp.removed_by, inp.request_id
+            )
+        return ReplaceResult(row["id"], version)
+
+    @activity.defn(name=REMOVE_ARCHIVE.name)
+    async def remove_archive(self, inp: RemoveArchiveInput) -> RemoveArchiveResult:
+        """Delete jobs/<job_id>/log.txt and forget it, for a log whose content was cleared."""
+        await self._store.delete(inp.job_id)
+        status = await self._pool.execute(_FORGET_ARCHIVE, inp.job_id, inp.content_version)
+        return RemoveArchiveResult(removed=status != "UPDATE 0")

@@ -1,0 +1,34 @@
+"""`create_app(settings)`: the travis-logs HTTP API, its viewer page and its metrics."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import errors
+from api.limits import BodyLimit
+from api.metrics import RequestMetrics
+from api.routes import health, log_parts, logs, metrics, pusher, uptime, viewer
+from api.routes.uptime import package_version
+from api.state import lifespan
+from travis_logs.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API wired to `settings`; its lifespan opens the clients it needs."""
+    app = FastAPI(
+        title="travis-logs",
+        version=package_version(),
+        summary="Travis CI job logs: read, replace and stream them.",
+        lifespan=lifespan(settings),
+        docs_url="/docs",
+        redoc_url=None,
+        # travis-api and travis-worker do not always label their JSON bodies.
+        strict_content_type=False,
+    )
+    errors.install(app)
+    for module in (uptime, health, metrics, logs, log_parts, pusher, viewer):
+        app.include_router(module.router)
+    viewer.mount_assets(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,199 @@
+"""Log parts over HTTP: travis-api reads them, travis-worker may write them.
+
+Written parts take the same path as parts from RabbitMQ (`PartIntake.accept`: store, push to
+Pusher, signal the workflow); a re-sent part is a no-op, so clients retry freely.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Annotated, Any
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import ValidationError
+
+from api.auth import jwt_allows, multi_signature, require_part_writer, same
+from api.deps import (
+    AuthorizationDep,
+    IntakeDep,
+    JobId,
+    JwtKeyDep,
+    PoolDep,
+    ReaderAuth,
+    SettingsDep,
+)
+from api.errors import ApiError
+from api.metrics import DROPPED_PARTS
+from api.reading import PartsQuery, read_parts
+from api.schemas import LogPartIn, LogPartItem, LogPartOut, LogParts, Message
+from ingest.parts import decode_log, part_number
+from travis_logs.errors import InvalidLogPart
+from travis_logs.parts import LAST_PART_NUMBER, LogPart
+from travis_logs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(
+    tags=["log parts"],
+    responses={
+        400: {"model": Message, "description": "malformed id, parameter or body"},
+        403: {"model": Message, "description": "missing or wrong credentials"},
+        500: {"model": Message, "description": "AUTH_TOKEN or JWT_RSA_PUBLIC_KEY not configured"},
+    },
+)
+INT32 = Annotated[int, Query(ge=-(2**31), le=2**31 - 1, description="only parts after this number")]
+MULTI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": LogPartItem.model_json_schema(by_alias=True)}
+            }
+        },
+    }
+}
+
+
+class PartRefused(Exception):
+    """A part that is not stored; `reason` labels the drop counter."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _numbers(text: str) -> list[int]:
+    """`part_numbers=1,2,3` as travis-api sends it."""
+    try:
+        return [part_number(int(n)) for n in text.split(",") if n.strip()]
+    except (ValueError, InvalidLogPart):
+        raise ApiError(400, "part_numbers must be comma-separated part numbers") from None
+
+
+@router.get(
+    "/log-parts/{job_id}",
+    response_model=LogParts,
+    response_model_exclude_unset=True,
+    dependencies=[ReaderAuth],
+    responses={404: {"model": Message, "description": "the job has no log"}},
+)
+async def get_parts(
+    job_id: JobId,
+    pool: PoolDep,
+    after: INT32 | None = None,
+    part_numbers: Annotated[str, Query(description="comma-separated, e.g. 1,2,3")] = "",
+    require_all: Annotated[bool, Query(description="all part_numbers or none")] = False,
+    content: Annotated[bool, Query(description="false: numbers and flags only")] = True,
+) -> LogParts:
+    """The job's stored parts in number order, or a pseudo-part once the log is aggregated."""
+    query = PartsQuery(after, _numbers(part_numbers), require_all, content)
+    found = await read_parts(pool, job_id, query)
+    if found is None:
+        raise ApiError(404, "log not found")
+    parts = [LogPartOut(**p) for p in found]
+    return LogParts(type_="log_parts", log_parts=parts, job_id=job_id)
+
+
+def _to_part(settings: Settings, job_id: int, number: int, content: str, final: bool) -> LogPart:
+    try:
+        text = decode_log(content, "base64")
+    except InvalidLogPart as err:
+        raise PartRefused("bad_content", err.reason) from None
+    if len(text.encode()) > settings.max_part_bytes:
+        raise PartRefused("too_large", f"the part exceeds MAX_PART_BYTES={settings.max_part_bytes}")
+    return LogPart(job_id=job_id, number=number, content=text, final=final)
+
+
+def part_writer_auth(
+    settings: SettingsDep, key: JwtKeyDep, authorization: AuthorizationDep, job_id: JobId
+) -> None:
+    """A JWT whose `sub` is this job (Bearer), or travis-api's token."""
+    require_part_writer(settings, key, authorization, job_id)
+
+
+@router.put(
+    "/log-parts/{job_id}/{number}",
+    status_code=204,
+    dependencies=[Depends(part_writer_auth)],
+    responses={413: {"model": Message, "description": "part larger than MAX_PART_BYTES"}},
+)
+async def put_part(
+    job_id: JobId,
+    number: Annotated[str, Path(pattern=r"^([0-9]+|last)$", description='a number or "last"')],
+    part: LogPartIn,
+    settings: SettingsDep,
+    intake: IntakeDep,
+) -> Response:
+    """Store one part: `{"@type": "log_part", "content": <base64>, "encoding": "base64"}`."""
+    try:
+        value = LAST_PART_NUMBER if number == "last" else part_number(int(number))
+        stored = _to_part(settings, job_id, value, part.content, part.final)
+    except InvalidLogPart as err:
+        raise ApiError(400, err.reason) from None
+    except PartRefused as err:
+        raise ApiError(413 if err.reason == "too_large" else 400, str(err)) from None
+    await intake.accept([stored])
+    return Response(status_code=204)
+
+
+async def _json_array(request: Request) -> list[Any]:
+    try:
+        items = json.loads(await request.body())
+    except ValueError:
+        raise ApiError(400, "the body is not JSON") from None
+    if not isinstance(items, list):
+        raise ApiError(400, "the body must be a JSON array of log parts")
+    return items
+
+
+def _require_multi_writer(
+    settings: Settings, key: RSAPublicKey | None, authorization: str, items: list[Any]
+) -> None:
+    if authorization.startswith("token sig:"):
+        toks = [i.get("tok") if isinstance(i, dict) else None for i in items]
+        expected = multi_signature([t if isinstance(t, str) else "" for t in toks])
+        if not same(authorization, expected):
+            raise ApiError(403, "forbidden")
+        return
+    require_part_writer(settings, key, authorization, None)
+
+
+def _item_part(settings: Settings, key: RSAPublicKey | None, raw: Any) -> LogPart:
+    try:
+        item = LogPartItem.model_validate(raw)
+    except ValidationError:
+        raise PartRefused("invalid", "not a log part") from None
+    if key is None or not jwt_allows(key, item.tok, item.job_id):
+        raise PartRefused("unauthorized", f"no valid token for job {item.job_id}")
+    return _to_part(settings, item.job_id, item.number, item.content, item.final)
+
+
+@router.post("/log-parts/multi", status_code=204, openapi_extra=MULTI_BODY)
+async def post_parts(
+    request: Request,
+    settings: SettingsDep,
+    key: JwtKeyDep,
+    intake: IntakeDep,
+    authorization: AuthorizationDep,
+) -> Response:
+    """Store a batch of parts; each item needs its own JWT (`tok`), bad items are dropped."""
+    if authorization is None:
+        raise ApiError(403, "forbidden")
+    items = await _json_array(request)
+    _require_multi_writer(settings, key, authorization, items)
+    parts, dropped = [], Counter[str]()
+    for raw in items:
+        try:
+            parts.append(_item_part(settings, key, raw))
+        except PartRefused as err:
+            dropped[err.reason] += 1
+    if parts:
+        await intake.accept(parts)
+    for reason, count in dropped.items():
+        DROPPED_PARTS.labels(reason).inc(count)
+    if dropped:
+        log.warning("dropped %d of %d log parts: %s", dropped.total(), len(items), dict(dropped))
+    return Response(status_code=204, headers={"X-Dropped-Log-Parts": str(dropped.total())})

@@ -1,0 +1,139 @@
+"""travis-api's log routes: read a log, find its id, replace or remove its content.
+
+Replacing goes through the job's LogWorkflow (an update, starting the workflow when no run is
+open), so the S3 archive follows the database. `POST /logs/multi` sends one update per item:
+the items are not one transaction as in the original, but each is idempotent, so a client
+that gets an error sends the whole request again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from temporalio.client import Client
+
+from api import queries
+from api.deps import (
+    ArchiveDep,
+    JobId,
+    PoolDep,
+    SettingsDep,
+    TemporalDep,
+    TokenAuth,
+)
+from api.errors import ApiError
+from api.reading import read_log
+from api.schemas import LogId, LogItem, LogOut, LogRecord, Message, UserId
+from ingest.parts import clean, clean_text
+from travis_logs.parts import MAX_JOB_ID
+from travis_logs.settings import Settings
+from workflows.client import replace_content
+from workflows.models import ReplaceContentInput
+
+router = APIRouter(
+    tags=["logs"],
+    dependencies=[TokenAuth],
+    responses={
+        400: {"model": Message, "description": "malformed id, parameter or body"},
+        403: {"model": Message, "description": "missing or wrong token"},
+        500: {"model": Message, "description": "AUTH_TOKEN is not configured"},
+    },
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "no log"}}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Message, "description": "content larger than LOGS_MAX_PUT_BYTES"}
+}
+RAW_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+# Updates in flight at once for one POST /logs/multi.
+MULTI_CONCURRENCY = 8
+
+
+def _change(settings: Settings, content: str, removed_by: int | None) -> ReplaceContentInput:
+    """The update to send: empty content clears; 413 beyond what a Temporal update may carry."""
+    if len(content.encode()) > settings.logs_max_put_bytes:
+        raise ApiError(413, f"the log exceeds LOGS_MAX_PUT_BYTES={settings.logs_max_put_bytes}")
+    return ReplaceContentInput(content=content or None, removed_by=removed_by)
+
+
+@router.put(
+    "/logs/{job_id}",
+    response_model=LogRecord,
+    responses={**NOT_FOUND, **TOO_LARGE},
+    openapi_extra=RAW_BODY,
+)
+async def replace_log(
+    job_id: JobId,
+    request: Request,
+    settings: SettingsDep,
+    pool: PoolDep,
+    temporal: TemporalDep,
+    removed_by: Annotated[UserId | None, Query(description="user id: marks a removal")] = None,
+) -> LogRecord:
+    """Replace the content with the raw body (empty clears it); `removed_by` marks a removal."""
+    change = _change(settings, clean(await request.body()), removed_by)
+    result = await replace_content(temporal, settings, job_id, change)
+    row = await queries.log_by_id(pool, result.log_id)
+    if row is None:
+        raise ApiError(404, "log not found")
+    # The update answers once the content is archived, and the lifecycle may purge the row's
+    # copy right after: the content this request stored is what travis-api expects back.
+    return LogRecord.model_validate({**row, "content": change.content})
+
+
+@router.post("/logs/multi", status_code=204, responses=TOO_LARGE)
+async def replace_logs(
+    items: list[LogItem], settings: SettingsDep, temporal: TemporalDep
+) -> Response:
+    """Replace several logs: `[{"job_id", "content", "removed_by"}]`."""
+    changes = [
+        (item.job_id, _change(settings, clean_text(item.content or ""), item.removed_by))
+        for item in items
+    ]
+    await _replace_all(temporal, settings, changes)
+    return Response(status_code=204)
+
+
+async def _replace_all(
+    temporal: Client, settings: Settings, changes: list[tuple[int, ReplaceContentInput]]
+) -> None:
+    limit = asyncio.Semaphore(MULTI_CONCURRENCY)
+
+    async def one(job_id: int, change: ReplaceContentInput) -> None:
+        async with limit:
+            await replace_content(temporal, settings, job_id, change)
+
+    # Every item runs to its end (none is cancelled half-way); the first failure is raised.
+    results = await asyncio.gather(*(one(j, c) for j, c in changes), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+@router.get("/logs/{id}", response_model=LogOut, responses=NOT_FOUND)
+async def get_log(
+    id: Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id, or a log id with by=id")],
+    pool: PoolDep,
+    archive: ArchiveDep,
+    by: Literal["job_id", "id"] = "job_id",
+) -> LogOut:
+    """A log with its current content: aggregated on demand, or from the archive once purged."""
+    found = await read_log(pool, archive, by, id)
+    if found is None:
+        raise ApiError(404, "log not found")
+    return LogOut.model_validate(found)
+
+
+@router.get("/logs/{job_id}/id", response_model=LogId, responses=NOT_FOUND)
+async def get_log_id(job_id: JobId, pool: PoolDep) -> LogId:
+    """The id of the job's log."""
+    log_id = await queries.log_id_for_job(pool, job_id)
+    if log_id is None:
+        raise ApiError(404, "log not found")
+    return LogId(id=log_id)

@@ -1,0 +1,146 @@
+"""Request and response bodies of the HTTP API (pydantic lives at this edge only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ingest.parts import part_number
+from travis_logs.errors import InvalidLogPart
+from travis_logs.parts import MAX_JOB_ID
+
+
+def _digits_to_int(value: object) -> object:
+    """travis' `/^[0-9]+$/`: an integer or a string of digits, never a bool or a float."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer or a string of digits")
+    return value
+
+
+def _part_number(value: object) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    try:
+        return part_number(value)
+    except InvalidLogPart as err:
+        raise ValueError(err.reason) from None
+
+
+JobIdField = Annotated[int, BeforeValidator(_digits_to_int), Field(ge=1, le=MAX_JOB_ID)]
+UserId = Annotated[int, Field(ge=1, le=MAX_JOB_ID)]
+PartNumber = Annotated[
+    int,
+    BeforeValidator(_part_number),
+    Field(description='a part number, or "last" for after every other part'),
+]
+
+
+class _Typed(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class _LogFields(_Typed):
+    id: int
+    job_id: int
+    content: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    aggregated_at: datetime | None
+    archived_at: datetime | None
+    purged_at: datetime | None
+    removed_at: datetime | None
+    archiving: bool | None
+    archive_verified: bool | None
+    type_: Literal["log"] = Field(default="log", alias="@type")
+
+
+class LogRecord(_LogFields):
+    """The row as `PUT /logs/:job_id` returns it: raw `removed_by` key, as in travis-logs."""
+
+    removed_by: int | None
+
+
+class LogOut(_LogFields):
+    """A log as `GET /logs/:id` returns it: `removed_by_id`, content aggregated or archived."""
+
+    removed_by_id: int | None
+
+
+class LogId(_Typed):
+    id: int
+    type_: Literal["log"] = Field(default="log", alias="@type")
+
+
+class LogPartOut(BaseModel):
+    """A stored part; the pseudo-parts ("log aggregated") carry number, log_id and content."""
+
+    id: int | None = None
+    number: int
+    content: str | None = None
+    final: bool | None = None
+    log_id: int | None = None
+
+
+class LogParts(_Typed):
+    type_: Literal["log_parts"] = Field(default="log_parts", alias="@type")
+    log_parts: list[LogPartOut]
+    job_id: int
+
+
+class LogPartIn(_Typed):
+    """The body of `PUT /log-parts/:job_id/:number`."""
+
+    type_: Literal["log_part"] = Field(alias="@type")
+    content: str = Field(description="the part's text, base64-encoded")
+    encoding: Literal["base64"]
+    final: bool = False
+
+
+class LogPartItem(LogPartIn):
+    """One item of `POST /log-parts/multi`, authorised by its own JWT in `tok`."""
+
+    job_id: JobIdField
+    number: PartNumber
+    tok: str = ""
+
+
+class LogItem(BaseModel):
+    """One item of `POST /logs/multi`."""
+
+    job_id: JobIdField
+    content: str | None = ""
+    removed_by: UserId | None = None
+
+
+class Uptime(BaseModel):
+    uptime: float = Field(description="seconds since this process started")
+    greeting: str
+    pong: str
+    now: datetime = Field(description="the database's clock")
+    version: str
+
+
+class ServiceCheck(BaseModel):
+    ok: bool
+    ms: float
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "failing"]
+    checks: dict[str, ServiceCheck]
+
+
+class Message(BaseModel):
+    """The body of every error answer."""
+
+    message: str
+
+
+class ChannelAuth(BaseModel):
+    auth: str
+    channel_data: str | None = None

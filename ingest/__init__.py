@@ -1,0 +1,1 @@
+"""How parts enter, shared by AMQP and HTTP: parsing and cleaning, intake, outbox, topology, consumer."""

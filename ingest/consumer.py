@@ -1,0 +1,245 @@
+"""AMQP deliveries of log parts, in batches, through `PartIntake`; acks only what is safe.
+
+Per batch: invalid messages are published to the dead-letter exchange (confirmed) with their
+reason; the valid parts are stored in one transaction; the transition signals are accepted
+by Temporal; then one multiple ack per channel. Nothing is acked before its commit and its
+signals, and nothing is requeued: a database outage is waited out while the broker keeps
+the unacked messages, and a part that fails alone for another reason is dead-lettered after
+`ingest_store_attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractExchange
+from aiormq.abc import DeliveredMessage
+from prometheus_client import Counter, Histogram
+
+from ingest.intake import PartIntake, StoredBatch
+from ingest.parts import parse_message
+from ingest.topology import REASON_HEADER
+from travis_logs.errors import InvalidLogPart
+from travis_logs.parts import LogPart
+from travis_logs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTERS = Counter(
+    "travis_logs_ingest_dead_letters",
+    "Messages sent to the dead-letter queue, by the kind of their reason.",
+    ["kind"],
+)
+ACKED = Counter("travis_logs_ingest_acked", "Messages acked: stored, duplicate or dead-lettered.")
+BATCH_SECONDS = Histogram(
+    "travis_logs_ingest_batch_seconds", "From taking a batch to acking it (store, signals, acks)."
+)
+MAX_BACKOFF_S = 5.0
+
+# The database is down, restarting, overloaded, or this transaction lost a deadlock.
+OUTAGES = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+@dataclass(slots=True)
+class Entry:
+    """One delivery: its part, or why it is not one."""
+
+    message: DeliveredMessage
+    part: LogPart | None
+    arrived: float
+    reason: str | None = None
+
+
+class BatchConsumer:
+    """Collects deliveries (`on_delivery`) and processes them batch by batch (`run`)."""
+
+    def __init__(
+        self, intake: PartIntake, dead_exchange: AbstractExchange, settings: Settings
+    ) -> None:
+        self._intake = intake
+        self._dead_exchange = dead_exchange
+        self._settings = settings
+        self._buffer: list[Entry] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._live: list[LogPart] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+        self.acked = 0
+
+    async def on_delivery(self, message: DeliveredMessage) -> None:
+        """The consumer callback: parse now, push live now, store with the next batch."""
+        arrived = self._loop.time()
+        try:
+            part = parse_message(message.body, self._settings.max_part_bytes)
+            entry = Entry(message, part, arrived)
+        except InvalidLogPart as err:
+            entry = Entry(message, None, arrived, err.reason)
+        except Exception as err:  # a bug must not strand the message unacked: dead-letter it
+            log.exception("parsing a message failed")
+            entry = Entry(message, None, arrived, f"parse: {err!r}")
+        self._buffer.append(entry)
+        # A redelivered part may be a duplicate: it is pushed once the insert says it is new.
+        if entry.part is not None and not message.redelivered:
+            self._push_soon(entry.part)
+        if len(self._buffer) == 1 or len(self._buffer) >= self._settings.ingest_batch_size:
+            self._wake.set()
+
+    def close(self) -> None:
+        """Finish: `run` processes what is in hand and returns (consuming must stop first)."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process batches until `close` and the buffer is empty."""
+        while True:
+            await self._wait_for_batch()
+            if not self._buffer:
+                if self._closing:
+                    return
+                continue
+            size = self._settings.ingest_batch_size
+            batch, self._buffer = self._buffer[:size], self._buffer[size:]
+            await self.process(batch)
+
+    async def _wait_for_batch(self) -> None:
+        """Until a full batch is in, or the oldest delivery waited `ingest_batch_ms`."""
+        if not self._buffer and not self._closing:
+            self._wake.clear()
+            await self._wake.wait()
+        if not self._buffer:
+            return
+        # Small batches would cost a transaction each; live latency does not wait on this.
+        deadline = self._buffer[0].arrived + self._settings.ingest_batch_ms / 1000
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while len(self._buffer) < self._settings.ingest_batch_size and not self._closing:
+                    self._wake.clear()
+                    await self._wake.wait()
+
+    async def process(self, batch: list[Entry]) -> None:
+        """Store, dead-letter, signal, then ack one batch."""
+        started = time.perf_counter()
+        good = [e for e in batch if e.part is not None]
+        stored, failed = await self._store(good)
+        bad = [e for e in batch if e.part is None] + failed
+        await asyncio.gather(
+            *(self._dead_letter(e) for e in bad), self._intake.signals.deliver(stored.pending)
+        )
+        redelivered = [e.part for e in good if e.message.redelivered and e.part is not None]
+        await self._intake.push([p for p in redelivered if (p.job_id, p.number) in stored.new])
+        await self._ack(batch)
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _store(self, entries: list[Entry]) -> tuple[StoredBatch, list[Entry]]:
+        """Store the batch; if it fails for more than an outage, store part by part."""
+        try:
+            return await self._store_patiently([e.part for e in entries if e.part]), []
+        except Exception:
+            log.exception("storing a batch of %d parts failed; storing one by one", len(entries))
+        new: set[tuple[int, int]] = set()
+        pending, failed, duplicates = [], [], 0
+        for e in entries:
+            assert e.part is not None
+            try:
+                one = await self._store_patiently([e.part], self._settings.ingest_store_attempts)
+            except Exception as err:
+                e.reason = f"store: {err!r}"
+                failed.append(e)
+                continue
+            new |= one.new
+            pending += one.pending
+            duplicates += one.duplicates
+        return StoredBatch(frozenset(new), duplicates, pending), failed
+
+    async def _store_patiently(self, parts: Sequence[LogPart], attempts: int = 1) -> StoredBatch:
+        """`intake.store`, waiting out database outages; other errors raise after `attempts`."""
+        delay, failures = 0.1, 0
+        while True:
+            try:
+                return await self._intake.store(parts)
+            except OUTAGES as err:
+                log.warning("database unavailable (%r); retrying in %.1f s", err, delay)
+            except Exception:
+                failures += 1
+                if failures >= attempts:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _dead_letter(self, entry: Entry) -> None:
+        """Publish a copy with its reason, confirmed, before the batch ack covers the original."""
+        reason = entry.reason or "unknown"
+        DEAD_LETTERS.labels(reason.partition(":")[0]).inc()
+        log.warning("dead-lettering a message: %s", reason)
+        message = _dead_letter_copy(entry.message, reason)
+        delay = 0.1
+        while not entry.message.channel.is_closed:
+            try:
+                await self._dead_exchange.publish(message, routing_key=self._settings.amqp_queue)
+                return
+            except Exception as err:
+                log.warning("dead-letter publish failed (%r); retrying in %.1f s", err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _ack(self, batch: list[Entry]) -> None:
+        """One multiple ack per channel, up to the batch's highest delivery tag on it."""
+        groups: dict[int, list[DeliveredMessage]] = {}
+        for e in batch:
+            # A closed channel took its deliveries back to the queue; the DB drops the repeats.
+            if not e.message.channel.is_closed:
+                groups.setdefault(id(e.message.channel), []).append(e.message)
+        for messages in groups.values():
+            last = max(messages, key=lambda m: m.delivery_tag or 0)
+            try:
+                await last.channel.basic_ack(last.delivery_tag or 0, multiple=True)
+            except Exception as err:
+                log.info("ack lost with its channel (%r); the broker redelivers", err)
+            else:
+                self.acked += len(messages)
+                ACKED.inc(len(messages))
+
+    def _push_soon(self, part: LogPart) -> None:
+        """Queue a part for Pusher; one publish call takes all parts read meanwhile."""
+        self._live.append(part)
+        if len(self._live) == 1:
+            task = asyncio.create_task(self._push_live())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _push_live(self) -> None:
+        parts, self._live = self._live, []
+        await self._intake.push(parts)
+
+
+def _dead_letter_copy(message: DeliveredMessage, reason: str) -> aio_pika.Message:
+    properties = message.header.properties
+    headers = dict(properties.headers or {})
+    headers[REASON_HEADER] = reason
+    headers["x-original-exchange"] = message.exchange or ""
+    headers["x-original-routing-key"] = message.routing_key or ""
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=properties.content_type,
+        message_id=properties.message_id,
+        timestamp=properties.timestamp,
+        type=properties.message_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

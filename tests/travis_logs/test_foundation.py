@@ -1,0 +1,134 @@
+"""The services every process depends on, reached the way the processes reach them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import aioboto3
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from travis_logs.settings import Settings
+from workflows.models import SEARCH_ATTRIBUTES
+
+
+async def test_migrations_create_tables_with_unique_part_numbers(
+    pool: asyncpg.Pool, job_id: int
+) -> None:
+    """A second part with the same (log_id, number) is refused by the database."""
+    async with pool.acquire() as conn:
+        log_id = await conn.fetchval("INSERT INTO logs (job_id) VALUES ($1) RETURNING id", job_id)
+        await conn.execute(
+            "INSERT INTO log_parts (log_id, number, content) VALUES ($1, 0, 'a')", log_id
+        )
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(
+                "INSERT INTO log_parts (log_id, number, content) VALUES ($1, 0, 'b')", log_id
+            )
+
+
+async def test_one_log_row_per_job(pool: asyncpg.Pool, job_id: int) -> None:
+    """`UNIQUE (job_id)`: a second logs row for the same job is refused."""
+    await pool.execute("INSERT INTO logs (job_id) VALUES ($1)", job_id)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.execute("INSERT INTO logs (job_id) VALUES ($1)", job_id)
+
+
+async def test_migrate_is_idempotent(database_url: str) -> None:
+    """Running migrate again applies nothing and records each version once."""
+    from travis_logs.migrate import available, migrate
+
+    assert await migrate(database_url) == []
+    conn = await asyncpg.connect(database_url)
+    try:
+        versions = [
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        ]
+    finally:
+        await conn.close()
+    assert versions == [m.version for m in available()]
+
+
+async def test_concurrent_migrations_apply_each_file_once(defaults: Settings) -> None:
+    """Two migrators on a new database: both finish, every file is applied once."""
+    from travis_logs.db import admin_dsn, with_database
+    from travis_logs.migrate import available, migrate
+
+    dsn = with_database(str(defaults.database_url), "travis_logs_test_concurrent_migrate")
+    admin = await asyncpg.connect(admin_dsn(dsn))
+    try:
+        await admin.execute(
+            'DROP DATABASE IF EXISTS "travis_logs_test_concurrent_migrate" WITH (FORCE)'
+        )
+        first, second = await asyncio.gather(migrate(dsn), migrate(dsn))
+        assert sorted(first + second) == [m.version for m in available()]
+    finally:
+        await admin.execute(
+            'DROP DATABASE IF EXISTS "travis_logs_test_concurrent_migrate" WITH (FORCE)'
+        )
+        await admin.close()
+
+
+async def test_dev_server_has_the_three_search_attributes(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    """JobId, LogState and ArchiveAttempts are registered with their types."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+
+    resp = await temporal_env.client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=temporal_env.client.namespace)
+    )
+    for key in SEARCH_ATTRIBUTES:
+        assert resp.custom_attributes[key.name] == key.indexed_value_type.value
+
+
+async def test_s3_put_and_get(settings: Settings) -> None:
+    """An object put on the moto server comes back byte for byte."""
+    async with aioboto3.Session().client(
+        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region
+    ) as s3:
+        await s3.put_object(Bucket=settings.s3_bucket, Key="jobs/1/log.txt", Body="héllo".encode())
+        obj = await s3.get_object(Bucket=settings.s3_bucket, Key="jobs/1/log.txt")
+        assert await obj["Body"].read() == "héllo".encode()
+
+
+async def test_rabbitmq_publish_and_consume(settings: Settings) -> None:
+    """A persistent message published to a durable queue is consumed back."""
+    connection = await aio_pika.connect_robust(str(settings.rabbitmq_url))
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(settings.amqp_queue, auto_delete=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(b'{"id":1}'), routing_key=queue.name
+        )
+        message = await queue.get(timeout=5)
+        assert message is not None
+        await message.ack()
+        assert message.body == b'{"id":1}'
+
+
+def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DESIGN §4 defaults hold; the environment overrides them by variable name."""
+    for name in ("DATABASE_URL", "PORT", "LOGS_QUIET_PERIOD_S", "PUSHER_EXISTENCE_CHECK"):
+        monkeypatch.delenv(name, raising=False)
+    s = Settings(_env_file=None)
+    assert str(s.database_url) == "postgresql://postgres@127.0.0.1:5432/travis_logs"
+    assert str(s.rabbitmq_url) == "amqp://guest:guest@127.0.0.1:5672/"
+    assert (s.temporal_address, s.temporal_namespace, s.temporal_task_queue) == (
+        "127.0.0.1:7233",
+        "default",
+        "travis-logs",
+    )
+    assert (s.s3_endpoint_url, s.s3_bucket, s.aws_region) == (None, "travis-logs", "us-east-1")
+    assert (s.pusher_private_channels, s.pusher_existence_check) == (False, False)
+    assert s.auth_token is None and s.port == 5555
+    assert (s.logs_quiet_period_s, s.logs_force_after_s, s.logs_purge_delay_s) == (10, 10800, 0)
+
+    monkeypatch.setenv("PORT", "6000")
+    monkeypatch.setenv("LOGS_QUIET_PERIOD_S", "2.5")
+    monkeypatch.setenv("PUSHER_EXISTENCE_CHECK", "true")
+    s = Settings(_env_file=None)
+    assert (s.port, s.logs_quiet_period_s, s.pusher_existence_check) == (6000, 2.5, True)

@@ -1,0 +1,49 @@
+"""PostgreSQL access: DSN helpers and the pool every process builds in its entry point."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from travis_logs.errors import ConfigError
+
+
+def database_name(dsn: str) -> str:
+    name = urlsplit(dsn).path.lstrip("/")
+    if not name:
+        raise ConfigError(f"DATABASE_URL names no database: {redact(dsn)}")
+    return name
+
+
+def admin_dsn(dsn: str) -> str:
+    """The same server, connected to the `postgres` maintenance database."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # timestamptz comes back as aware datetimes; UTC keeps logs and arithmetic unambiguous.
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool for one process; callers close it (`async with` or `await pool.close()`)."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None  # create_pool returns None only when used without await
+    return pool

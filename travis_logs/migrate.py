@@ -1,0 +1,88 @@
+"""Apply the numbered SQL files of `travis_logs/migrations` once each, in order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from travis_logs.db import admin_dsn, database_name
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every process that migrates this database.
+_LOCK_KEY = 0x7472_6C67  # "trlg"
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    sql: str
+
+
+def available() -> list[Migration]:
+    """The packaged migration files, sorted by their number."""
+    files = resources.files("travis_logs.migrations")
+    found = [
+        Migration(version=f.name.removesuffix(".sql"), sql=f.read_text(encoding="utf-8"))
+        for f in files.iterdir()
+        if f.name.endswith(".sql")
+    ]
+    return sorted(found, key=lambda m: m.version)
+
+
+async def ensure_database(dsn: str) -> bool:
+    """Create the database named in `dsn` when it does not exist; True when created."""
+    name = database_name(dsn)
+    conn = await asyncpg.connect(admin_dsn(dsn))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            return False  # another process created it meanwhile
+        return True
+    finally:
+        await conn.close()
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply pending migrations under an advisory lock; returns the versions applied."""
+    if await ensure_database(dsn):
+        log.info("created database %s", database_name(dsn))
+    conn = await asyncpg.connect(dsn)
+    try:
+        # A session lock: two processes migrating at once apply each file once, in order.
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        try:
+            return await _apply_pending(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    finally:
+        await conn.close()
+
+
+async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
+    await conn.execute(_TABLE)
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    applied = []
+    for m in available():
+        if m.version in done:
+            continue
+        async with conn.transaction():
+            await conn.execute(m.sql)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", m.version)
+        log.info("applied migration %s", m.version)
+        applied.append(m.version)
+    return applied

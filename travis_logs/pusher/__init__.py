@@ -1,0 +1,1 @@
+"""Live log parts to browsers over the Pusher protocol: publisher, transport, occupancy."""

@@ -1,0 +1,251 @@
+"""Live log parts to browsers over Pusher Channels (channel `job-<id>`, event `job:log`).
+
+Publishing never blocks or fails ingest: `publish` only queues the events; a few sender
+tasks send them with `trigger_batch` (10 events a call) through the official `pusher`
+package.
+A part that cannot be pushed is lost for the live view only (the database keeps it), and
+every such loss is counted in prometheus counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from travis_logs.errors import ConfigError
+from travis_logs.parts import LogPart
+from travis_logs.pusher.metrics import ERRORS, EVENTS, REQUEST_SECONDS, RateLimitedLog
+from travis_logs.pusher.occupancy import OccupancyCache
+from travis_logs.pusher.transport import (
+    AsyncioTransport,
+    Event,
+    ThreadTransport,
+    Transport,
+    pusher_client,
+)
+from travis_logs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENT_NAME = "job:log"
+BATCH_SIZE = 10  # Pusher's limit for one batch_events call
+# Pusher refuses events whose data exceeds 10 KB; one would fail its whole batch.
+MAX_DATA_BYTES = 10_240
+# Queued events a sender looks through for a chunk, at most.
+_SCAN = 1000
+
+
+def channel_name(job_id: int, private: bool) -> str:
+    return f"private-job-{job_id}" if private else f"job-{job_id}"
+
+
+def payload_json(part: LogPart) -> str:
+    """The exact string travis-web expects: keys id, _log, number, final; UTF-8 kept."""
+    payload = {"id": part.job_id, "_log": part.content, "number": part.number, "final": part.final}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+class _Backlog:
+    """Events waiting for Pusher, handed out oldest first in chunks of up to 10.
+
+    A channel is never in two chunks under way at once, so its parts reach Pusher in order
+    even though several calls run in parallel. Chunks fill up by themselves under load:
+    while every sender waits on Pusher, new events pile up here.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._pending: deque[Event] = deque()
+        self._in_flight: set[str] = set()
+        self._changed = asyncio.Condition()
+        self.limit = limit
+        self.held = 0  # queued or under way
+
+    def offer(self, event: Event) -> bool:
+        if self.held >= self.limit:
+            return False
+        self._pending.append(event)
+        self.held += 1
+        return True
+
+    async def wake(self, count: int) -> None:
+        async with self._changed:
+            self._changed.notify(count)
+
+    async def take(self) -> list[Event]:
+        async with self._changed:
+            while not (chunk := self._chunk()):
+                await self._changed.wait()
+            return chunk
+
+    async def done(self, chunk: list[Event]) -> None:
+        async with self._changed:
+            self._in_flight.difference_update(e["channel"] for e in chunk)
+            self.held -= len(chunk)
+            self._changed.notify_all()
+
+    async def drained(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held == 0)
+
+    def _chunk(self) -> list[Event]:
+        chunk: list[Event] = []
+        skipped: list[Event] = []
+        # Bounded, so that a large backlog behind busy channels costs little per call.
+        for _ in range(min(len(self._pending), _SCAN)):
+            if len(chunk) == BATCH_SIZE:
+                break
+            event = self._pending.popleft()
+            (skipped if event["channel"] in self._in_flight else chunk).append(event)
+        self._pending.extendleft(reversed(skipped))
+        self._in_flight.update(e["channel"] for e in chunk)
+        return chunk
+
+
+class PusherPublisher:
+    """Queues parts for Pusher and sends them from background tasks; never raises."""
+
+    def __init__(
+        self,
+        transports: Sequence[Transport],
+        *,
+        private: bool = False,
+        occupancy: OccupancyCache | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        if not transports:
+            raise ValueError("a publisher needs at least one transport")
+        self._transports = list(transports)
+        self._backlog = _Backlog(queue_size)
+        self._private = private
+        self._occupancy = occupancy
+        self._tasks: list[asyncio.Task[None]] = []
+        self._warn = RateLimitedLog(log)
+
+    async def publish(self, parts: Sequence[LogPart]) -> None:
+        """Queue `parts` for their channels and return at once."""
+        try:
+            self._start()
+            queued = sum(self._enqueue(part) for part in parts)
+            if queued:
+                await self._backlog.wake(-(-queued // BATCH_SIZE))
+        except Exception:  # a bug here must not fail the ingest that called us
+            log.exception("Pusher publish failed")
+            ERRORS.labels("publish").inc()
+
+    def _enqueue(self, part: LogPart) -> bool:
+        data = payload_json(part)
+        if len(data.encode()) > MAX_DATA_BYTES:
+            EVENTS.labels("too_large").inc()
+            self._warn.warning(
+                "part %d of job %d is too large for Pusher", part.number, part.job_id
+            )
+            return False
+        channel = channel_name(part.job_id, self._private)
+        if not self._backlog.offer({"channel": channel, "name": EVENT_NAME, "data": data}):
+            EVENTS.labels("dropped").inc()
+            self._warn.warning(
+                "Pusher queue full (%d parts): dropping live parts", self._backlog.limit
+            )
+            return False
+        return True
+
+    async def flush(self) -> None:
+        """Wait until every queued event was sent, skipped or counted as failed."""
+        await self._backlog.drained()
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Send what is queued (for up to `timeout` seconds), then stop the senders."""
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush(), timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for transport in self._transports:
+            await transport.aclose()
+
+    def _start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._run(t)) for t in self._transports]
+
+    async def _run(self, transport: Transport) -> None:
+        while True:
+            chunk = await self._backlog.take()
+            try:
+                watched = await self._watched(chunk)
+                if watched:
+                    await self._send(transport, watched)
+            finally:
+                await self._backlog.done(chunk)
+
+    async def _watched(self, events: list[Event]) -> list[Event]:
+        """The events whose channel somebody watches (all of them without the check)."""
+        if self._occupancy is None:
+            return events
+        try:
+            occupied = await self._occupancy.occupied({e["channel"] for e in events})
+        except Exception as err:  # without the database, pushing beats going dark
+            ERRORS.labels(f"occupancy_{type(err).__name__}").inc()
+            self._warn.warning("occupancy lookup failed, pushing anyway: %r", err)
+            return events
+        kept = [e for e in events if e["channel"] in occupied]
+        EVENTS.labels("skipped").inc(len(events) - len(kept))
+        return kept
+
+    async def _send(self, transport: Transport, batch: list[Event]) -> None:
+        started = time.perf_counter()
+        try:
+            await transport.trigger_batch(batch)
+        except Exception as err:  # Pusher errors are counted and logged, never raised
+            ERRORS.labels(type(err).__name__).inc()
+            EVENTS.labels("failed").inc(len(batch))
+            self._warn.warning("Pusher trigger_batch failed: %r", err)
+        else:
+            EVENTS.labels("sent").inc(len(batch))
+        finally:
+            REQUEST_SECONDS.observe(time.perf_counter() - started)
+
+
+def build_publisher(settings: Settings, occupancy: OccupancyCache | None) -> PusherPublisher:
+    """The publisher an entry point injects; `occupancy` is required with the existence check."""
+    if settings.pusher_existence_check and occupancy is None:
+        raise ConfigError("PUSHER_EXISTENCE_CHECK is on but no occupancy cache was given")
+    lanes = settings.pusher_concurrency
+    if settings.pusher_backend == "asyncio":
+        transports: list[Transport] = [AsyncioTransport(settings) for _ in range(lanes)]
+    else:
+        transports = ThreadTransport.pool(settings, lanes)
+    return PusherPublisher(
+        transports,
+        private=settings.pusher_private_channels,
+        occupancy=occupancy if settings.pusher_existence_check else None,
+        queue_size=settings.pusher_queue_size,
+    )
+
+
+def validate_webhook(
+    settings: Settings, key: str | None, signature: str | None, body: bytes
+) -> list[dict[str, Any]] | None:
+    """The events of a genuine Pusher webhook, or None when key, signature or body is bad."""
+    if key is None or signature is None:
+        return None
+    try:
+        data = pusher_client(settings).validate_webhook(key, signature, body)
+    except (AttributeError, TypeError, ValueError):  # undecodable body, non-object JSON
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        return None
+    return [e for e in data["events"] if isinstance(e, dict)]
+
+
+def authenticate_channel(settings: Settings, channel: str, socket_id: str) -> dict[str, str]:
+    """The `{"auth": "<key>:<signature>"}` answer for pusher-js; ValueError on bad input."""
+    auth: dict[str, str] = pusher_client(settings).authenticate(channel, socket_id)
+    return auth

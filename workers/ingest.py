@@ -1,0 +1,127 @@
+"""`travis-logs ingest`: log parts from RabbitMQ into PostgreSQL, Pusher and log workflows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+import aio_pika
+from prometheus_client import start_http_server
+
+from ingest.consumer import BatchConsumer
+from ingest.intake import PartIntake
+from ingest.outbox import SignalSender
+from ingest.topology import Subscription, declare
+from travis_logs.checks import check_postgres, check_rabbitmq, check_tcp
+from travis_logs.db import create_pool
+from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
+from travis_logs.pusher.publisher import build_publisher
+from travis_logs.settings import Settings
+from travis_logs.temporal import connect
+
+# How long a stop waits for the batch in hand (its store and signals) before giving up on it.
+FLUSH_TIMEOUT_S = 30
+HELP = "consume log parts from RabbitMQ: store them, push them live, signal their log workflows"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # everything comes from Settings
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(_main(settings))
+    return 0
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if settings.ingest_metrics_port:
+        start_http_server(settings.ingest_metrics_port)
+    await run(settings, stop)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """Build the clients, consume until `stop` is set, then shut down cleanly."""
+    await check_postgres(str(settings.database_url))
+    await check_rabbitmq(str(settings.rabbitmq_url))
+    host, port = settings.temporal_host_port
+    await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await create_pool(str(settings.database_url))
+        stack.push_async_callback(pool.close)
+        client = await connect(settings)
+        occupancy = None
+        if settings.pusher_existence_check:
+            occupancy = OccupancyCache(OccupancyStore(pool), settings.pusher_occupancy_ttl_s)
+        publisher = build_publisher(settings, occupancy)
+        stack.push_async_callback(publisher.aclose)
+        await consume(PartIntake(pool, client, settings, publisher), settings, stop)
+
+
+async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -> None:
+    """Consume `amqp_queue` into `intake` until `stop`; then flush the batch in hand and ack."""
+    connection = await aio_pika.connect_robust(str(settings.rabbitmq_url))
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=settings.amqp_prefetch)
+        topology = await declare(channel, settings)
+        consumer = BatchConsumer(intake, topology.dead_exchange, settings)
+        batches = asyncio.create_task(consumer.run())
+        sweeper = asyncio.create_task(sweep_outbox(intake.signals, settings.ingest_outbox_stale_s))
+        subscription = Subscription(channel, settings.amqp_queue, consumer.on_delivery)
+        try:
+            await subscription.start()
+            log.info("ingest consuming %s", settings.amqp_queue)
+            await _until_stopped(stop, batches, subscription.cancelled_by_broker)
+            log.info("ingest stopping: finishing the batch in hand")
+            await subscription.cancel()
+            consumer.close()
+            await _finish(batches)
+        finally:
+            for task in (sweeper, batches):
+                task.cancel()
+            await asyncio.gather(sweeper, batches, return_exceptions=True)
+        log.info("ingest stopped after acking %d message(s)", consumer.acked)
+
+
+async def _until_stopped(
+    stop: asyncio.Event, batches: asyncio.Task[None], cancelled: asyncio.Event
+) -> None:
+    """Until `stop` is set; raises when the batch loop or the broker ended consuming first."""
+    waits = {asyncio.create_task(stop.wait()), asyncio.create_task(cancelled.wait())}
+    await asyncio.wait({batches, *waits}, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    if batches.done():
+        batches.result()
+        raise RuntimeError("the batch loop ended by itself")
+    if cancelled.is_set():
+        # The queue is gone (deleted, or its node failed): a restart declares it again.
+        raise RuntimeError("the broker cancelled the consumer")
+
+
+async def _finish(batches: asyncio.Task[None]) -> None:
+    """Let the batch in hand finish; past FLUSH_TIMEOUT_S leave it to the broker (unacked)."""
+    try:
+        await asyncio.wait_for(batches, FLUSH_TIMEOUT_S)
+    except TimeoutError:
+        # Temporal or PostgreSQL is not answering. The unacked messages are redelivered and
+        # signals already committed to the outbox are resent: stopping now loses nothing.
+        log.warning("batch not finished after %d s; leaving it to the broker", FLUSH_TIMEOUT_S)
+
+
+async def sweep_outbox(signals: SignalSender, period_s: float) -> None:
+    """Resend signals that a dead process left in the outbox, now and every `period_s`."""
+    while True:
+        try:
+            await signals.resend_stale()
+        except Exception as err:  # the next sweep tries again; ingest goes on meanwhile
+            log.warning("outbox sweep failed: %r", err)
+        await asyncio.sleep(period_s)

@@ -1,0 +1,74 @@
+"""Temporal client helpers for the processes that talk to log workflows (ingest, API)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from travis_logs.settings import Settings
+from workflows.models import (
+    SIGNAL_PARTS,
+    UPDATE_REPLACE,
+    WORKFLOW_TYPE,
+    LogTimings,
+    LogWorkflowInput,
+    PartsSignal,
+    ReplaceContentInput,
+    ReplaceContentResult,
+    workflow_id,
+)
+
+
+def timings(settings: Settings) -> LogTimings:
+    return LogTimings(
+        quiet_period_ms=int(settings.logs_quiet_period_s * 1000),
+        force_after_ms=int(settings.logs_force_after_s * 1000),
+        purge_delay_ms=int(settings.logs_purge_delay_s * 1000),
+        grace_period_ms=int(settings.logs_grace_period_s * 1000),
+        rearchive_backoff_ms=int(settings.logs_rearchive_backoff_s * 1000),
+        max_archive_attempts=settings.logs_max_archive_attempts,
+        heartbeat_timeout_ms=int(settings.logs_heartbeat_timeout_s * 1000),
+        max_signals_per_run=settings.logs_max_signals_per_run,
+    )
+
+
+def workflow_input(settings: Settings, job_id: int) -> LogWorkflowInput:
+    return LogWorkflowInput(job_id=job_id, timings=timings(settings))
+
+
+async def signal_parts(client: Client, settings: Settings, signal: PartsSignal) -> None:
+    """Signal-with-start: one RPC, durable once it returns; starts a run when none is open."""
+    await client.start_workflow(
+        WORKFLOW_TYPE,
+        workflow_input(settings, signal.job_id),
+        id=workflow_id(signal.job_id),
+        task_queue=settings.temporal_task_queue,
+        start_signal=SIGNAL_PARTS,
+        start_signal_args=[signal],
+        static_summary=f"Log of job {signal.job_id}",
+    )
+
+
+async def replace_content(
+    client: Client, settings: Settings, job_id: int, inp: ReplaceContentInput
+) -> ReplaceContentResult:
+    """Run the replace update, starting the workflow first when no run is open."""
+    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        WORKFLOW_TYPE,
+        workflow_input(settings, job_id),
+        id=workflow_id(job_id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Log of job {job_id}",
+    )
+    result: ReplaceContentResult = await client.execute_update_with_start_workflow(
+        UPDATE_REPLACE,
+        inp,
+        start_workflow_operation=start,
+        result_type=ReplaceContentResult,
+        rpc_timeout=timedelta(seconds=30),
+    )
+    return result
