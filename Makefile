@@ -25,14 +25,17 @@ migrate: install
 dev: migrate
 	$(BIN)/travis-logs dev
 
-# Tests create, migrate and drop a database of their own.
+# The health check says which service is missing; the tests create, migrate and drop a
+# database of their own.
 test: install
+	$(BIN)/python -m tests.health
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

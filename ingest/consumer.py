@@ -26,6 +26,7 @@ from prometheus_client import Counter, Histogram
 from ingest.intake import PartIntake, StoredBatch
 from ingest.parts import parse_message
 from ingest.topology import REASON_HEADER
+from travis_logs.backoff import backoff
 from travis_logs.errors import InvalidLogPart
 from travis_logs.parts import LogPart
 from travis_logs.settings import Settings
@@ -169,8 +170,9 @@ class BatchConsumer:
 
     async def _store_patiently(self, parts: Sequence[LogPart], attempts: int = 1) -> StoredBatch:
         """`intake.store`, waiting out database outages; other errors raise after `attempts`."""
-        delay, failures = 0.1, 0
+        delays, failures = backoff(0.1, MAX_BACKOFF_S), 0
         while True:
+            delay = next(delays)
             try:
                 return await self._intake.store(parts)
             except OUTAGES as err:
@@ -180,7 +182,6 @@ class BatchConsumer:
                 if failures >= attempts:
                     raise
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
 
     async def _dead_letter(self, entry: Entry) -> None:
         """Publish a copy with its reason, confirmed, before the batch ack covers the original."""
@@ -188,15 +189,15 @@ class BatchConsumer:
         DEAD_LETTERS.labels(reason.partition(":")[0]).inc()
         log.warning("dead-lettering a message: %s", reason)
         message = _dead_letter_copy(entry.message, reason)
-        delay = 0.1
+        delays = backoff(0.1, MAX_BACKOFF_S)
         while not entry.message.channel.is_closed:
+            delay = next(delays)
             try:
                 await self._dead_exchange.publish(message, routing_key=self._settings.amqp_queue)
                 return
             except Exception as err:
                 log.warning("dead-letter publish failed (%r); retrying in %.1f s", err, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
 
     async def _ack(self, batch: list[Entry]) -> None:
         """One multiple ack per channel, up to the batch's highest delivery tag on it."""

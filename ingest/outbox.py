@@ -20,6 +20,7 @@ from prometheus_client import Counter
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from travis_logs.backoff import backoff
 from travis_logs.settings import Settings
 from workflows.client import signal_parts
 from workflows.models import PartRef, PartsSignal
@@ -146,7 +147,7 @@ class SignalSender:
                 return sent
 
     async def _send(self, signal: PartsSignal, patient: bool, raise_errors: bool) -> bool:
-        delay, attempt = 0.05, 0
+        delays, attempt = backoff(0.05, MAX_BACKOFF_S), 0
         while True:
             attempt += 1
             try:
@@ -164,8 +165,7 @@ class SignalSender:
                     return False
                 SIGNALS.labels("retried").inc()
                 log.warning("signal to job %d failed (attempt %d): %r", signal.job_id, attempt, err)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+                await asyncio.sleep(next(delays))
             else:
                 SIGNALS.labels("sent").inc()
                 return True

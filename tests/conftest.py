@@ -19,18 +19,13 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from moto.server import ThreadedMotoServer
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import free_port
-from travis_logs.binaries import executable
+from tests.helpers import free_port, start_dev_server, start_time_skipping_server
 from travis_logs.db import admin_dsn, create_pool, with_database
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
-from workflows.models import SEARCH_ATTRIBUTES
 
 _RUN = uuid.uuid4().hex[:8]
 _job_ids = itertools.count(int(uuid.uuid4().int % 10**6) * 1000 + 1)
@@ -134,11 +129,7 @@ async def s3_bucket(s3_endpoint: str) -> str:
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (SQL visibility, search attributes, updates), in memory."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=executable("temporal"),
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_startup_timeout=__import__("datetime").timedelta(seconds=30),
-    )
+    env = await start_dev_server()
     yield env
     await env.shutdown()
 
@@ -146,21 +137,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java test server: timers are skipped while a test awaits a result."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=executable("temporal-test-server")
-    )
-    # The test server knows no custom search attributes until they are added through its API.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(
-                    SearchAttributeIndexedValueType(key.indexed_value_type).value
-                )
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
+    env = await start_time_skipping_server()
     yield env
     await env.shutdown()
 

@@ -76,6 +76,15 @@ class ArchiveStore:
         self._s3 = s3
         self._bucket = bucket
 
+    @property
+    def client(self) -> S3Client:
+        """The S3 client the store writes through (operators' tools and tests read with it)."""
+        return self._s3
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
     @staticmethod
     def key(job_id: int) -> str:
         return f"jobs/{job_id}/log.txt"

@@ -3,7 +3,6 @@
 LogsError
  ├── ConfigError       a setting is missing, malformed or points at nothing
  ├── InvalidLogPart    a message that cannot be a log part (goes to the dead-letter queue)
- ├── LogNotFound       no `logs` row for the job
  └── ArchiveMismatch   the archived object differs from what was aggregated
 """
 
@@ -24,10 +23,6 @@ class InvalidLogPart(LogsError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class LogNotFound(LogsError):
-    """No `logs` row for the job."""
 
 
 class ArchiveMismatch(LogsError):

@@ -13,8 +13,6 @@ from api.app import create_app
 from travis_logs.checks import check_postgres
 from travis_logs.settings import Settings
 
-HELP = "serve the HTTP API (travis-api's routes, Pusher webhooks) and the log viewer on PORT"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

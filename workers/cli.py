@@ -14,29 +14,52 @@ from pydantic import ValidationError
 from travis_logs.errors import ConfigError
 from travis_logs.settings import Settings
 
-# name -> module; each module has HELP, add_arguments(parser) and main(args, settings) -> int.
-COMMANDS: dict[str, str] = {
-    "api": "workers.api",
-    "dev": "workers.dev",
-    "ingest": "workers.ingest",
-    "migrate": "workers.migrate",
-    "pusher-server": "workers.pusher_server",
-    "simulate": "workers.simulate",
-    "verify-archives": "workers.verify_archives",
-    "worker": "workers.temporal_worker",
+# name -> (module, one line for --help); each module has add_arguments(parser) and
+# main(args, settings) -> int, and is imported only when its command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "api": (
+        "workers.api",
+        "serve the HTTP API (travis-api's routes, Pusher webhooks) and the log viewer on PORT",
+    ),
+    "dev": (
+        "workers.dev",
+        "run the whole system locally: Temporal dev server, S3 (moto), Pusher server and every process",
+    ),
+    "ingest": (
+        "workers.ingest",
+        "consume log parts from RabbitMQ: store them, push them live, signal their log workflows",
+    ),
+    "migrate": (
+        "workers.migrate",
+        "create the database named in DATABASE_URL if needed and apply pending migrations",
+    ),
+    "pusher-server": (
+        "workers.pusher_server",
+        "run a local Pusher-protocol server for development (events API, WebSockets, webhooks)",
+    ),
+    "simulate": (
+        "workers.simulate",
+        "publish simulated travis-worker job logs and write what each archive must contain",
+    ),
+    "verify-archives": (
+        "workers.verify_archives",
+        "compare the S3 archive of every job in a simulation manifest with what was sent",
+    ),
+    "worker": (
+        "workers.temporal_worker",
+        "run LogWorkflow and its activities (aggregate, archive, verify, purge) on Temporal",
+    ),
 }
 
 
 class Command(Protocol):
-    HELP: str
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
     def main(self, args: argparse.Namespace, settings: Settings) -> int: ...
 
 
 def _load(name: str) -> Command:
-    return cast(Command, importlib.import_module(COMMANDS[name]))
+    return cast(Command, importlib.import_module(COMMANDS[name][0]))
 
 
 def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -44,13 +67,11 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if a in COMMANDS), None)
-    for name in COMMANDS:
+    for name, (_, help_line) in COMMANDS.items():
+        parser_of = sub.add_parser(name, help=help_line, description=help_line)
+        # Importing every command for --help would pull in FastAPI, Temporal workers, ...
         if name == chosen:
-            command = _load(name)
-            command.add_arguments(sub.add_parser(name, help=command.HELP, description=command.HELP))
-        else:
-            # Importing every command for --help would pull in FastAPI, Temporal workers, ...
-            sub.add_parser(name, help=f"see `travis-logs {name} --help`")
+            _load(name).add_arguments(parser_of)
     return parser
 
 

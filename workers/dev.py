@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -15,14 +13,11 @@ from rich.console import Console
 from travis_logs.checks import check_postgres, check_rabbitmq, wait_for_port
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
-from workers import cli, devstack
+from workers import devstack
+from workers.signals import on_stop_signal
 from workers.supervisor import ProcessSpec, Supervisor
 
-HELP = (
-    "run the whole system locally: Temporal dev server, S3 (moto), Pusher server and every process"
-)
-
-# Started in this order once the embedded services answer; a missing command is skipped.
+# Started in this order once the embedded services answer.
 PROJECT_PROCESSES = ("pusher-server", "worker", "ingest", "api")
 
 # Credentials for the embedded services only; never used against real AWS or Pusher.
@@ -55,8 +50,7 @@ def stack_ports(settings: Settings) -> dict[str, int]:
     }
     if settings.s3_endpoint_url is None:
         ports["DEV_S3_PORT"] = settings.dev_s3_port
-    if "pusher-server" in cli.COMMANDS:
-        ports["DEV_PUSHER_PORT"] = settings.dev_pusher_port
+    ports["DEV_PUSHER_PORT"] = settings.dev_pusher_port
     return ports
 
 
@@ -97,7 +91,7 @@ async def run(settings: Settings, data_dir: Path, *, simulate: bool) -> int:
             await _start_processes(supervisor, settings)
             _print_urls(console, settings)
             console.print("[bold green]ready[/] (Ctrl-C stops everything)")
-            if simulate and "simulate" in cli.COMMANDS:
+            if simulate:
                 await _simulate_one_job(supervisor, settings)
             return await _supervise(supervisor, console)
         finally:
@@ -123,11 +117,9 @@ async def _start_services(
 async def _start_processes(supervisor: Supervisor, settings: Settings) -> None:
     env = child_env(settings)
     for name in PROJECT_PROCESSES:
-        if name in cli.COMMANDS:
-            argv = [sys.executable, "-m", "workers.cli", name]
-            await supervisor.start(ProcessSpec(name, argv, env=env))
-    if "api" in cli.COMMANDS:
-        await wait_for_port("127.0.0.1", settings.port, "PORT")
+        argv = [sys.executable, "-m", "workers.cli", name]
+        await supervisor.start(ProcessSpec(name, argv, env=env))
+    await wait_for_port("127.0.0.1", settings.port, "PORT")
 
 
 async def _simulate_one_job(supervisor: Supervisor, settings: Settings) -> None:
@@ -140,22 +132,18 @@ async def _simulate_one_job(supervisor: Supervisor, settings: Settings) -> None:
 def _print_urls(console: Console, settings: Settings) -> None:
     console.print(f"Temporal UI   http://127.0.0.1:{settings.dev_temporal_ui_port}")
     console.print(f"Temporal gRPC {settings.temporal_address}")
-    if "api" in cli.COMMANDS:
-        console.print(f"API           http://127.0.0.1:{settings.port} (docs at /docs)")
-        console.print(f"Viewer        http://127.0.0.1:{settings.port}/jobs/<job_id>")
+    console.print(f"API           http://127.0.0.1:{settings.port} (docs at /docs)")
+    console.print(f"Viewer        http://127.0.0.1:{settings.port}/jobs/<job_id>")
     console.print(f"S3            {s3_endpoint(settings)} bucket {settings.s3_bucket}")
-    if "pusher-server" in cli.COMMANDS:
-        console.print(f"Pusher        ws://127.0.0.1:{settings.dev_pusher_port}")
+    console.print(f"Pusher        ws://127.0.0.1:{settings.dev_pusher_port}")
 
 
 async def _supervise(supervisor: Supervisor, console: Console) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    exited = asyncio.create_task(supervisor.wait_any())
-    done, _ = await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
+    with on_stop_signal(stop.set):
+        stopping = asyncio.create_task(stop.wait())
+        exited = asyncio.create_task(supervisor.wait_any())
+        done, _ = await asyncio.wait({stopping, exited}, return_when=asyncio.FIRST_COMPLETED)
     for task in (stopping, exited):
         task.cancel()
     if exited in done and not exited.cancelled():
@@ -163,7 +151,4 @@ async def _supervise(supervisor: Supervisor, console: Console) -> int:
         console.print(f"[red]{name} exited with code {code}; stopping the stack[/]")
         return 1
     console.print("stopping ...")
-    with contextlib.suppress(NotImplementedError):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     return 0

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 
 import aio_pika
 from prometheus_client import start_http_server
@@ -21,10 +20,10 @@ from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
 from travis_logs.pusher.publisher import build_publisher
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
+from workers.signals import run_until_stopped
 
 # How long a stop waits for the batch in hand (its store and signals) before giving up on it.
 FLUSH_TIMEOUT_S = 30
-HELP = "consume log parts from RabbitMQ: store them, push them live, signal their log workflows"
 log = logging.getLogger(__name__)
 
 
@@ -38,13 +37,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _main(settings: Settings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     if settings.ingest_metrics_port:
         start_http_server(settings.ingest_metrics_port)
-    await run(settings, stop)
+    await run_until_stopped(lambda stop: run(settings, stop))
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:

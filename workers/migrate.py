@@ -10,7 +10,6 @@ from travis_logs.checks import check_postgres
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
 
-HELP = "create the database named in DATABASE_URL if needed and apply pending migrations"
 log = logging.getLogger(__name__)
 
 

@@ -20,12 +20,7 @@ from travis_logs.errors import ConfigError
 from travis_logs.localpusher.app import ServerConfig, create_app
 from travis_logs.localpusher.signing import AppCredentials
 from travis_logs.settings import Settings
-
-HELP = (
-    "run a local Pusher-protocol server (development component, not for production): "
-    "HTTP events API for the pusher package, WebSocket protocol 7 for pusher-js at "
-    "/app/<key>, channel existence webhooks to PUSHER_WEBHOOK_URL"
-)
+from workers.signals import on_stop_signal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,11 +69,5 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         # uvicorn's own version re-raises the signal after shutdown (exit status -15); a
         # supervisor that sent SIGTERM should see a clean exit instead.
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
+        with on_stop_signal(lambda: self.handle_exit(signal.SIGTERM, None)):
             yield
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)

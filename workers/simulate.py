@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,8 @@ from travis_logs.simulator.runner import (
     new_start_job_id,
 )
 from travis_logs.simulator.sinks import AmqpSink, HttpSink, JwtSigner, PartSink, SinkError
+from workers.signals import on_stop_signal
 from workflows.models import workflow_id
-
-HELP = "publish simulated travis-worker job logs and write what each archive must contain"
 
 # --faults: a bit of everything, for trying the system's defences by hand.
 FAULTS_PRESET = FaultOptions(
@@ -168,9 +166,13 @@ async def _run_cli(
     """Run until done or until SIGTERM/SIGINT; then the manifest holds the jobs sent in full."""
     task = asyncio.current_task()
     assert task is not None
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+    with on_stop_signal(task.cancel):
+        return await _simulate(settings, options, http)
+
+
+async def _simulate(
+    settings: Settings, options: SimulationOptions, http: HttpTarget | None
+) -> tuple[Manifest, bool]:
     async with open_sink(settings, http) as sink:
         simulation = Simulation(options, sink)
         try:

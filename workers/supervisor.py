@@ -49,10 +49,6 @@ class Supervisor:
     def __init__(self) -> None:
         self._children: list[_Child] = []
 
-    @property
-    def pids(self) -> dict[str, int]:
-        return {c.spec.name: c.process.pid for c in self._children}
-
     async def start(self, spec: ProcessSpec) -> asyncio.subprocess.Process:
         stdout: int | object
         if spec.log_file is not None:

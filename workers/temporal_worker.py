@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -31,9 +30,9 @@ from travis_logs.db import create_pool
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
+from workers.signals import run_until_stopped
 from workflows.log_workflow import LogWorkflow
 
-HELP = "run LogWorkflow and its activities (aggregate, archive, verify, purge) on Temporal"
 log = logging.getLogger(__name__)
 
 
@@ -80,22 +79,12 @@ def build_worker(
     )
 
 
-def _stop_event() -> asyncio.Event:
-    """Set on SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
-
-
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Build the clients, run the worker until `stop` (or a signal), then shut down."""
     dsn = str(settings.database_url)
     await check_postgres(dsn)
     host, port = settings.temporal_host_port
     await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
-    stop = stop or _stop_event()
     async with AsyncExitStack() as stack:
         pool = await create_pool(dsn, max_size=settings.worker_db_pool_size)
         stack.push_async_callback(pool.close)
@@ -112,5 +101,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    asyncio.run(serve(settings))
+    asyncio.run(run_until_stopped(lambda stop: serve(settings, stop)))
     return 0

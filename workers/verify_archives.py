@@ -17,7 +17,6 @@ from travis_logs.settings import Settings
 from travis_logs.simulator.manifest import Manifest
 from travis_logs.simulator.verify import Inspect, VerifyReport, verify_until
 
-HELP = "compare the S3 archive of every job in a simulation manifest with what was sent"
 SHOWN_IDS = 20  # job ids listed per category; the counts are always complete
 
 

@@ -116,7 +116,7 @@ async def viewer_page(
 
 def _pusher_js_dir() -> Path | None:
     # npm installs next to package.json: the working directory or the source checkout.
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (root / PUSHER_JS / "pusher.min.js").is_file():
             return root / PUSHER_JS
     return None

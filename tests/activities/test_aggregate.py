@@ -88,7 +88,7 @@ async def test_damaged_archive_is_never_the_base_of_a_merge(
     activities = AggregateActivities(pool, store)
     await env.run(activities.aggregate_log, AggregateInput(job_id))
     await archive_and_purge(pool, store, job_id)
-    await store._s3.put_object(Bucket=store._bucket, Key=store.key(job_id), Body=b"x\n")
+    await store.client.put_object(Bucket=store.bucket, Key=store.key(job_id), Body=b"x\n")
     await store_parts(pool, job_id, {2: "late\n"})
     with pytest.raises(ApplicationError) as refused:
         await env.run(activities.aggregate_log, AggregateInput(job_id))

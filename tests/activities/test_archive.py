@@ -30,8 +30,8 @@ async def test_archive_writes_the_log_with_type_and_checksum_and_heartbeats(
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *details: beats.append(details)
     written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
-    head = await store._s3.head_object(
-        Bucket=store._bucket, Key=f"jobs/{job_id}/log.txt", ChecksumMode="ENABLED"
+    head = await store.client.head_object(
+        Bucket=store.bucket, Key=f"jobs/{job_id}/log.txt", ChecksumMode="ENABLED"
     )
     assert head["ContentType"] == CONTENT_TYPE and head["ContentLength"] == written.size
     assert head.get("ChecksumSHA256")
@@ -89,9 +89,9 @@ async def test_verify_reads_the_object_back(
     written = await env.run(archive.archive_log, ArchiveInput(job_id))
     check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
     assert (await env.run(archive.verify_archive, check)).verified
-    head = await store._s3.head_object(Bucket=store._bucket, Key=store.key(job_id))
-    await store._s3.put_object(
-        Bucket=store._bucket, Key=store.key(job_id), Body=b"abd\n", Metadata=head["Metadata"]
+    head = await store.client.head_object(Bucket=store.bucket, Key=store.key(job_id))
+    await store.client.put_object(
+        Bucket=store.bucket, Key=store.key(job_id), Body=b"abd\n", Metadata=head["Metadata"]
     )
     damaged = await env.run(archive.verify_archive, check)
     assert not damaged.verified and "SHA-256" in damaged.reason

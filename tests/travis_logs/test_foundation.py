@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import aio_pika
-import aioboto3
 import asyncpg
 import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from travis_logs.settings import Settings
-from workflows.models import SEARCH_ATTRIBUTES
 
 
 async def test_migrations_create_tables_with_unique_part_numbers(
@@ -70,44 +66,6 @@ async def test_concurrent_migrations_apply_each_file_once(defaults: Settings) ->
             'DROP DATABASE IF EXISTS "travis_logs_test_concurrent_migrate" WITH (FORCE)'
         )
         await admin.close()
-
-
-async def test_dev_server_has_the_three_search_attributes(
-    temporal_env: WorkflowEnvironment,
-) -> None:
-    """JobId, LogState and ArchiveAttempts are registered with their types."""
-    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-
-    resp = await temporal_env.client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=temporal_env.client.namespace)
-    )
-    for key in SEARCH_ATTRIBUTES:
-        assert resp.custom_attributes[key.name] == key.indexed_value_type.value
-
-
-async def test_s3_put_and_get(settings: Settings) -> None:
-    """An object put on the moto server comes back byte for byte."""
-    async with aioboto3.Session().client(
-        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region
-    ) as s3:
-        await s3.put_object(Bucket=settings.s3_bucket, Key="jobs/1/log.txt", Body="héllo".encode())
-        obj = await s3.get_object(Bucket=settings.s3_bucket, Key="jobs/1/log.txt")
-        assert await obj["Body"].read() == "héllo".encode()
-
-
-async def test_rabbitmq_publish_and_consume(settings: Settings) -> None:
-    """A persistent message published to a durable queue is consumed back."""
-    connection = await aio_pika.connect_robust(str(settings.rabbitmq_url))
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(settings.amqp_queue, auto_delete=True)
-        await channel.default_exchange.publish(
-            aio_pika.Message(b'{"id":1}'), routing_key=queue.name
-        )
-        message = await queue.get(timeout=5)
-        assert message is not None
-        await message.ack()
-        assert message.body == b'{"id":1}'
 
 
 def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

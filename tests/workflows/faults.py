@@ -54,7 +54,7 @@ def corrupt_archive(store: ArchiveStore) -> Action:
     """Overwrite the archived object with bytes of the same size that differ (bit rot)."""
 
     async def corrupt(inp: Any) -> None:
-        s3, bucket, key = store._s3, store._bucket, ArchiveStore.key(inp.job_id)
+        s3, bucket, key = store.client, store.bucket, ArchiveStore.key(inp.job_id)
         head = await s3.head_object(Bucket=bucket, Key=key)
         body = await (await s3.get_object(Bucket=bucket, Key=key))["Body"].read()
         damaged = bytes([body[0] ^ 0x20]) + body[1:] if body else b"?"

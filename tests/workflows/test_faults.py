@@ -142,7 +142,7 @@ async def test_worker_killed_during_archive_finishes_after_restart(
         await proxy.close()
     assert state.state == LogState.DONE and state.archive_attempts == 1
     assert await store.fetch(job_id) == joined(PARTS).encode()
-    listed = await store._s3.list_objects_v2(Bucket=quick.s3_bucket, Prefix=f"jobs/{job_id}/")
+    listed = await store.client.list_objects_v2(Bucket=quick.s3_bucket, Prefix=f"jobs/{job_id}/")
     assert [o["Key"] for o in listed.get("Contents", [])] == [ArchiveStore.key(job_id)]
     row = await log_row(pool, job_id)
     assert row["archive_verified"] is True and row["purged_at"] is not None

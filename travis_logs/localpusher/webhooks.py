@@ -9,6 +9,7 @@ import time
 
 import httpx
 
+from travis_logs.backoff import backoff
 from travis_logs.localpusher.signing import AppCredentials, webhook_signature
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class WebhookSender:
             "X-Pusher-Key": self._app.key,
             "X-Pusher-Signature": webhook_signature(self._app, body),
         }
-        for attempt in range(_ATTEMPTS):
+        for attempt, delay in zip(range(_ATTEMPTS), backoff(0.1, 5.0), strict=False):
             try:
                 response = await self._client.post(self._url, content=body, headers=headers)
             except httpx.HTTPError as err:
@@ -65,5 +66,5 @@ class WebhookSender:
                     return
                 problem = f"HTTP {response.status_code}"
             log.info("webhook attempt %d failed: %s", attempt + 1, problem)
-            await asyncio.sleep(0.1 * 2**attempt)
+            await asyncio.sleep(delay)
         log.warning("webhook dropped after %d attempts: %s", _ATTEMPTS, events)

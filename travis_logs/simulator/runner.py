@@ -65,11 +65,6 @@ class Simulation:
             self.records.append(job.record)
 
 
-async def simulate(options: SimulationOptions, sink: PartSink) -> Manifest:
-    """Send every job of the run through `sink`; the manifest says what each archive must be."""
-    return await Simulation(options, sink).run()
-
-
 async def play(job: SimulatedJob, sink: PartSink) -> None:
     """Send a job's schedule, waiting for each message's time (none at speed 0)."""
     loop = asyncio.get_running_loop()

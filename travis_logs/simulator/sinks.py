@@ -19,6 +19,7 @@ import httpx
 import jwt
 from aio_pika.abc import AbstractExchange
 
+from travis_logs.backoff import backoff
 from travis_logs.errors import LogsError
 from travis_logs.simulator.messages import Message, PartMessage, PoisonMessage
 
@@ -135,7 +136,7 @@ class HttpSink:
             log.warning("the API accepted a poison message (%s)", message.reason)
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> None:
-        for attempt in range(HTTP_ATTEMPTS):
+        for _, delay in zip(range(HTTP_ATTEMPTS), backoff(0.2, 5.0), strict=False):
             try:
                 response = await self._client.request(method, url, **kwargs)
             except httpx.TransportError as err:
@@ -146,7 +147,7 @@ class HttpSink:
                 if not response.is_server_error:
                     raise SinkError(f"{method} {url}: {response.status_code} {response.text[:200]}")
                 failure = f"{response.status_code}"
-            await asyncio.sleep(0.2 * 2**attempt)
+            await asyncio.sleep(delay)
         raise SinkError(f"{method} {url} failed {HTTP_ATTEMPTS} times, last: {failure}")
 
 

@@ -38,11 +38,6 @@ class VerifyReport:
         return not self.missing and not self.different
 
 
-async def verify(manifest: Manifest, inspect: Inspect, concurrency: int = 16) -> VerifyReport:
-    """Fetch every job's archive once and sort it into matched, missing or different."""
-    return await _check(manifest.jobs, inspect, concurrency)
-
-
 async def verify_until(
     manifest: Manifest,
     inspect: Inspect,
