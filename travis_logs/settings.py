@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AmqpDsn, Field, PostgresDsn, SecretStr
+from pydantic import AmqpDsn, Field, PostgresDsn, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -101,8 +101,10 @@ class Settings(BaseSettings):
     # Attempts at storing a part that fails alone for an unexpected reason before it is
     # dead-lettered (database outages are waited out, not counted).
     ingest_store_attempts: int = Field(default=5, ge=1)
-    # Port of the ingest's prometheus /metrics; unset: not served.
+    # Port of the ingest's prometheus /metrics; unset: not served. Loopback unless an
+    # address is given (a container's 0.0.0.0 for a Prometheus elsewhere).
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    ingest_metrics_host: str = "127.0.0.1"
 
     # Ports of the embedded one-machine stack (`travis-logs dev`).
     dev_temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
@@ -110,6 +112,16 @@ class Settings(BaseSettings):
     dev_pusher_port: int = Field(default=6001, ge=1, le=65535)
     dev_data_dir: str = ".data"
     dev_simulate: bool = True
+
+    @field_validator("pusher_app_id")
+    @classmethod
+    def _app_id_is_digits(cls, value: str | None) -> str | None:
+        if value is not None and not value.isdigit():
+            # The pusher package's own message ("Invalid app id") names neither cause nor fix.
+            raise ValueError(
+                "must be digits only, as Pusher's app ids are (see the Pusher dashboard)"
+            )
+        return value
 
     @property
     def temporal_host_port(self) -> tuple[str, int]:

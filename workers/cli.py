@@ -35,7 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "pusher-server": (
         "workers.pusher_server",
-        "run a local Pusher-protocol server for development (events API, WebSockets, webhooks)",
+        "run a local Pusher-protocol server, a development component (events API, WebSockets)",
+    ),
+    "s3-server": (
+        "workers.s3_server",
+        "run a local S3 for development (moto) that keeps its objects in DEV_DATA_DIR/s3",
     ),
     "simulate": (
         "workers.simulate",

@@ -14,20 +14,16 @@ from travis_logs.checks import check_postgres, check_rabbitmq, wait_for_port
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
 from workers import devstack
+from workers.devsecrets import DevCredentials, auth_token, load_or_create
 from workers.signals import on_stop_signal
 from workers.supervisor import ProcessSpec, Supervisor
 
 # Started in this order once the embedded services answer.
 PROJECT_PROCESSES = ("pusher-server", "worker", "ingest", "api")
+LOOPBACK = {"api": ("--host", "127.0.0.1"), "pusher-server": ("--host", "127.0.0.1")}
 
-# Credentials for the embedded services only; never used against real AWS or Pusher.
+# moto takes any credentials and listens on loopback only; boto insists on some.
 DEV_AWS = {"AWS_ACCESS_KEY_ID": "dev", "AWS_SECRET_ACCESS_KEY": "dev"}
-DEV_PUSHER = {
-    "PUSHER_APP_ID": "1",  # the pusher package accepts only digits
-    "PUSHER_KEY": "dev-key",
-    "PUSHER_SECRET": "dev-secret",
-}
-DEV_AUTH_TOKEN = "dev-token"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,15 +50,19 @@ def stack_ports(settings: Settings) -> dict[str, int]:
     return ports
 
 
-def child_env(settings: Settings) -> dict[str, str]:
+def child_env(settings: Settings, made: DevCredentials) -> dict[str, str]:
     """The environment of the project's processes: the user's, completed for the local stack."""
     env = dict(os.environ)
     env["DATABASE_URL"] = str(settings.database_url)
     env["TEMPORAL_ADDRESS"] = settings.temporal_address
     env["S3_ENDPOINT_URL"] = s3_endpoint(settings)
-    env.setdefault("AUTH_TOKEN", DEV_AUTH_TOKEN)
+    env["AUTH_TOKEN"] = auth_token(settings, made)
     if settings.pusher_key is None:  # no Pusher configured: use the local Pusher-protocol server
-        env.update(DEV_PUSHER)
+        env.update(
+            PUSHER_APP_ID=made.pusher_app_id,
+            PUSHER_KEY=made.pusher_key,
+            PUSHER_SECRET=made.pusher_secret,
+        )
         env.update(
             PUSHER_HOST="127.0.0.1",
             PUSHER_PORT=str(settings.dev_pusher_port),
@@ -85,14 +85,16 @@ async def run(settings: Settings, data_dir: Path, *, simulate: bool) -> int:
         await check_postgres(str(settings.database_url))
         await check_rabbitmq(str(settings.rabbitmq_url))
         await migrate(str(settings.database_url))
+        made = load_or_create(data_dir)
         supervisor = Supervisor()
         try:
             await _start_services(supervisor, settings, data_dir, console)
-            await _start_processes(supervisor, settings)
+            await _start_processes(supervisor, settings, made)
             _print_urls(console, settings)
+            console.print(f"API token     {auth_token(settings, made)} (Authorization: token ...)")
             console.print("[bold green]ready[/] (Ctrl-C stops everything)")
             if simulate:
-                await _simulate_one_job(supervisor, settings)
+                await _simulate_one_job(supervisor, settings, made)
             return await _supervise(supervisor, console)
         finally:
             await supervisor.stop_all()
@@ -114,18 +116,23 @@ async def _start_services(
         await devstack.create_bucket(local)
 
 
-async def _start_processes(supervisor: Supervisor, settings: Settings) -> None:
-    env = child_env(settings)
+async def _start_processes(
+    supervisor: Supervisor, settings: Settings, made: DevCredentials
+) -> None:
+    env = child_env(settings, made)
     for name in PROJECT_PROCESSES:
-        argv = [sys.executable, "-m", "workers.cli", name]
+        # Every listener of the stack binds to loopback: nothing here is for the network.
+        argv = [sys.executable, "-m", "workers.cli", name, *LOOPBACK.get(name, ())]
         await supervisor.start(ProcessSpec(name, argv, env=env))
     await wait_for_port("127.0.0.1", settings.port, "PORT")
 
 
-async def _simulate_one_job(supervisor: Supervisor, settings: Settings) -> None:
+async def _simulate_one_job(
+    supervisor: Supervisor, settings: Settings, made: DevCredentials
+) -> None:
     # In the background: the job streams in real time while the person opens the viewer.
     argv = [sys.executable, "-m", "workers.cli", "simulate", "--jobs", "1", "--print-links"]
-    env = child_env(settings)
+    env = child_env(settings, made)
     await supervisor.start(ProcessSpec("simulate", argv, env=env, essential=False))
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,8 +86,10 @@ def temporal_spec(settings: Settings, data_dir: Path) -> ProcessSpec:
 
 
 def s3_spec(settings: Settings, data_dir: Path) -> ProcessSpec:
-    argv = [executable("moto_server"), "-H", "127.0.0.1", "-p", str(settings.dev_s3_port)]
-    return ProcessSpec("s3", argv, log_file=data_dir / "s3.log")
+    """moto, writing every object through to `data_dir/s3`, so archives outlive the stack."""
+    argv = [sys.executable, "-m", "workers.cli", "s3-server", "--data-dir", str(data_dir / "s3")]
+    env = {**os.environ, "DEV_S3_PORT": str(settings.dev_s3_port)}
+    return ProcessSpec("s3", argv, env=env, log_file=data_dir / "s3.log")
 
 
 async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:

@@ -38,7 +38,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _main(settings: Settings) -> None:
     if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port)
+        start_http_server(settings.ingest_metrics_port, addr=settings.ingest_metrics_host)
     await run_until_stopped(lambda stop: run(settings, stop))
 
 

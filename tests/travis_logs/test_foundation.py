@@ -6,6 +6,7 @@ import asyncio
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
 from travis_logs.settings import Settings
 
@@ -90,3 +91,10 @@ def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("PUSHER_EXISTENCE_CHECK", "true")
     s = Settings(_env_file=None)
     assert (s.port, s.logs_quiet_period_s, s.pusher_existence_check) == (6000, 2.5, True)
+
+
+def test_pusher_app_id_must_be_digits() -> None:
+    """A non-numeric PUSHER_APP_ID is refused with a sentence that says what is wrong."""
+    with pytest.raises(ValidationError, match="digits only"):
+        Settings(_env_file=None, pusher_app_id="app-1")
+    assert Settings(_env_file=None, pusher_app_id="123").pusher_app_id == "123"

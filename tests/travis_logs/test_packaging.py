@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,15 +23,19 @@ from travis_logs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"workers", "api", "ingest", "workflows", "activities", "travis_logs"}
+NOT_SOURCES = (".git", ".venv", "node_modules", ".data", "build", "dist", "*.egg-info", ".*cache")
 MIGRATIONS = sorted(p.stem for p in (ROOT / "travis_logs" / "migrations").glob("*.sql"))
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
+    source = tmp_path_factory.mktemp("source") / "travis-logs"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(out), str(ROOT)],
+        + ["-w", str(out), str(source)],
         check=True,
         capture_output=True,
     )

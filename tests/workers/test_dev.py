@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -46,6 +48,36 @@ def _descendants(pid: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
+
+
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def _listening(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket these processes listen on, read from /proc."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:["):
+                        inodes.add(link[8:-1])
+    found = set()
+    for table, size in (("tcp", 4), ("tcp6", 16)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                address, port = local.split(":")
+                found.add((_address(bytes.fromhex(address), size), int(port, 16)))
+    return found
+
+
+def _address(raw: bytes, size: int) -> str:
+    # /proc prints each 32-bit word in host (little-endian) order.
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
+    return str(ipaddress.ip_address(words))
 
 
 def _alive(pid: int) -> bool:
@@ -178,14 +210,40 @@ def test_dev_starts_within_30s_registers_attributes_and_stops_clean(
     while _workflow_state(dev_env, job_id) != "done":
         assert time.monotonic() < deadline, f"log-{job_id} not done within a minute"
         time.sleep(1)
-    assert _archive_size(dev_env, job_id) > 0
+    archived = _archive_size(dev_env, job_id)
+    assert archived > 0
 
     children = _descendants(dev.pid)
     assert children, "dev started no child processes"
+    listening = _listening(children | {dev.pid})
+    assert len(listening) >= 5, listening  # Temporal, its UI, S3, Pusher, API at least
+    assert {host for host, _ in listening} <= LOOPBACK, listening
+
+    token = re.search(rb"API token +(\S+)", output)
+    assert token is not None and token.group(1) != b"dev-token", output
     dev.send_signal(signal.SIGINT)
     assert dev.wait(timeout=30) == 0
     time.sleep(0.5)
     assert [pid for pid in children if _alive(pid)] == []
+
+    # The next start keeps the data: the purged log still reads, with the same token.
+    again = subprocess.Popen(
+        _cli("dev", "--no-simulate"), env=dev_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        restarted, _ = _wait_for(again, re.escape(READY), 30)
+        assert token.group(0) in restarted
+        log = httpx.get(
+            f"http://127.0.0.1:{dev_env['PORT']}/logs/{job_id}?by=job_id",
+            headers={"Authorization": f"token {token.group(1).decode()}"},
+        )
+        assert log.status_code == 200, log.text
+        assert log.json()["content"] and len(log.json()["content"].encode()) == archived
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.wait(timeout=30)
+        if again.stdout is not None:
+            again.stdout.close()
 
 
 def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
