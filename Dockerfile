@@ -14,6 +14,11 @@ COPY ingest ./ingest
 COPY workflows ./workflows
 COPY activities ./activities
 COPY travis_logs ./travis_logs
-RUN pip install --no-cache-dir -c constraints.txt .
+# Runtime dependencies only: the Temporal CLI and moto of `travis-logs dev` are the `dev` extra.
+RUN pip install --no-cache-dir -c constraints.txt . \
+    && useradd --system --uid 10001 --home-dir /app travis-logs
 COPY --from=js /app/node_modules ./node_modules
+USER travis-logs
+# The API answers /healthz on PORT; compose turns the check off for the other process types.
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '5555'), timeout=2)"]
 ENTRYPOINT ["travis-logs"]

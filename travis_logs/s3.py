@@ -37,3 +37,13 @@ async def s3_client(settings: Settings) -> AsyncIterator[S3Client]:
         config=_CONFIG,
     ) as client:
         yield client
+
+
+async def ensure_bucket(settings: Settings) -> bool:
+    """Create S3_BUCKET where it does not exist yet (MinIO, a local S3); True when created."""
+    async with s3_client(settings) as s3:
+        try:
+            await s3.create_bucket(Bucket=settings.s3_bucket)
+        except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+            return False
+        return True

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     pusher_port: int | None = Field(default=None, ge=1, le=65535)
     pusher_ssl: bool | None = None
     pusher_cluster: str | None = None
+    # Where browsers reach the Pusher server, when not by PUSHER_HOST/PORT/SSL.
+    pusher_client_host: str | None = None
+    pusher_client_port: int | None = Field(default=None, ge=1, le=65535)
+    pusher_client_ssl: bool | None = None
     pusher_private_channels: bool = False
     pusher_existence_check: bool = False
     # Publisher: parallel senders (one HTTP connection each), the events it may hold while

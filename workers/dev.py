@@ -12,6 +12,7 @@ from rich.console import Console
 
 from travis_logs.checks import check_postgres, check_rabbitmq, wait_for_port
 from travis_logs.migrate import migrate
+from travis_logs.s3 import ensure_bucket
 from travis_logs.settings import Settings
 from workers import devstack
 from workers.devsecrets import DevCredentials, auth_token, load_or_create
@@ -113,7 +114,7 @@ async def _start_services(
     if settings.s3_endpoint_url is None:
         await wait_for_port("127.0.0.1", settings.dev_s3_port, "DEV_S3_PORT")
         local = settings.model_copy(update={"s3_endpoint_url": s3_endpoint(settings)})
-        await devstack.create_bucket(local)
+        await ensure_bucket(local)
 
 
 async def _start_processes(

@@ -21,7 +21,6 @@ from temporalio.client import Client
 from travis_logs.binaries import executable
 from travis_logs.checks import port_is_free
 from travis_logs.errors import ConfigError
-from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
 from workers.supervisor import ProcessSpec
@@ -122,10 +121,3 @@ async def register_search_attributes(client: Client) -> list[str]:
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
     return sorted(missing)
-
-
-async def create_bucket(settings: Settings) -> None:
-    """The bucket of S3_BUCKET on the endpoint the processes will use; no error if it exists."""
-    async with s3_client(settings) as s3:
-        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-            await s3.create_bucket(Bucket=settings.s3_bucket)

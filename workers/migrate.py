@@ -6,15 +6,24 @@ import argparse
 import asyncio
 import logging
 
+from botocore.exceptions import EndpointConnectionError
+
+from travis_logs.backoff import backoff
 from travis_logs.checks import check_postgres
+from travis_logs.errors import ConfigError
 from travis_logs.migrate import migrate
+from travis_logs.s3 import ensure_bucket
 from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser  # no options
+    parser.add_argument(
+        "--create-bucket",
+        action="store_true",
+        help="also create S3_BUCKET when it does not exist (MinIO or another fresh S3)",
+    )
 
 
 async def run(settings: Settings) -> list[str]:
@@ -23,7 +32,24 @@ async def run(settings: Settings) -> list[str]:
     return await migrate(dsn)
 
 
+async def create_bucket(settings: Settings, wait_s: float = 60) -> None:
+    """Create the bucket, waiting for an S3 that is still starting (compose starts both)."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    for delay in backoff(0.5, 5):
+        try:
+            created = await ensure_bucket(settings)
+        except (OSError, EndpointConnectionError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConfigError(f"S3_ENDPOINT_URL: no S3 answers within {wait_s:.0f} s") from None
+            await asyncio.sleep(delay)
+        else:
+            log.info("bucket %s %s", settings.s3_bucket, "created" if created else "exists")
+            return
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     applied = asyncio.run(run(settings))
     log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+    if args.create_bucket:
+        asyncio.run(create_bucket(settings))
     return 0

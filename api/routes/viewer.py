@@ -52,14 +52,24 @@ def _template() -> Template:
 
 
 def pusher_options(settings: Settings, job_id: int) -> dict[str, Any]:
-    """What pusher-js needs: the key, where the server is, and the job's channel."""
-    tls = settings.pusher_ssl if settings.pusher_ssl is not None else settings.pusher_host is None
+    """What pusher-js needs: the key, where browsers reach the server, and the job's channel.
+
+    Browsers may reach Pusher by another name than the processes do (in compose: `soketi`
+    for the API and ingest, `localhost` for a browser); PUSHER_CLIENT_* say so.
+    """
+    host = settings.pusher_client_host or settings.pusher_host
+    port = settings.pusher_client_port or settings.pusher_port
+    ssl = (
+        settings.pusher_client_ssl
+        if settings.pusher_client_ssl is not None
+        else settings.pusher_ssl
+    )
     return {
         "key": settings.pusher_key,
         "cluster": settings.pusher_cluster or "mt1",
-        "wsHost": settings.pusher_host,
-        "wsPort": settings.pusher_port,
-        "forceTLS": tls,
+        "wsHost": host,
+        "wsPort": port,
+        "forceTLS": ssl if ssl is not None else host is None,
         "channel": channel_name(job_id, settings.pusher_private_channels),
         "authEndpoint": "/pusher/auth",
     }

