@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -12,16 +11,21 @@ from typing import Protocol, cast
 from pydantic import ValidationError
 
 from travis_logs.errors import ConfigError
+from travis_logs.logformat import configure_logging
 from travis_logs.settings import Settings
 
 # name -> module; each module has HELP, add_arguments(parser) and main(args, settings) -> int.
 COMMANDS: dict[str, str] = {
     "api": "workers.api",
     "dev": "workers.dev",
+    "force-aggregate": "workers.force_aggregate",
     "ingest": "workers.ingest",
     "migrate": "workers.migrate",
     "pusher-server": "workers.pusher_server",
+    "rearchive": "workers.rearchive",
+    "reconcile": "workers.reconcile",
     "simulate": "workers.simulate",
+    "status": "workers.status",
     "verify-archives": "workers.verify_archives",
     "worker": "workers.temporal_worker",
 }
@@ -66,11 +70,11 @@ def describe_validation_error(err: ValidationError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         settings = Settings()
+        if settings.log_format != "text":
+            configure_logging(args.log_level, settings.log_format)
         return _load(args.command).main(args, settings)
     except ValidationError as err:
         print(f"travis-logs: bad configuration: {describe_validation_error(err)}", file=sys.stderr)  # noqa: T201
