@@ -1,0 +1,84 @@
+"""The sweeper Schedule: created by the worker, its run revives a log whose run was terminated."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest_asyncio
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
+from temporalio.service import RPCError
+
+from tests.helpers import assert_eventually
+from tests.workers.operations_support import Adopted, adopted_database
+from tests.workflows.support import handle_of
+from travis_logs.settings import Settings
+from workers.temporal_worker import serve
+from workflows.client import signal_parts
+from workflows.models import LogState, PartRef, PartsSignal
+from workflows.sweeper import SweepResult
+
+
+@pytest_asyncio.fixture
+async def adopted(settings: Settings, new_job_id: Iterator[int]) -> AsyncIterator[Adopted]:
+    async with adopted_database(settings, new_job_id) as db:
+        # The schedule only runs when the test triggers it.
+        db.settings = db.settings.model_copy(update={"sweeper_interval_s": 3600})
+        yield db
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    """`travis-logs worker` as its entry point runs it, until the block ends."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def _schedule(client: Client, settings: Settings) -> ScheduleHandle:
+    handle = client.get_schedule_handle(settings.sweeper_schedule_id)
+    try:
+        await handle.describe()
+    except RPCError as err:
+        raise AssertionError(f"no schedule yet: {err}") from err
+    return handle
+
+
+async def _last_run(client: Client, handle: ScheduleHandle) -> SweepResult:
+    actions = (await handle.describe()).info.recent_actions
+    assert actions
+    action = actions[-1].action
+    assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+    return await client.get_workflow_handle(
+        action.workflow_id, run_id=action.first_execution_run_id, result_type=SweepResult
+    ).result()
+
+
+async def test_sweeper_revives_a_terminated_log(temporal_client: Client, adopted: Adopted) -> None:
+    """The worker creates the Schedule; a triggered run starts the log whose workflow an
+    operator terminated, which then reaches done, and lists it among what it fixed."""
+    job = adopted.seeded.job("final_not_aggregated")
+    slow = adopted.settings.model_copy(update={"logs_quiet_period_s": 3600})
+    await signal_parts(temporal_client, slow, PartsSignal(job, [PartRef(2, 0, final=True)]))
+    await handle_of(temporal_client, job).terminate("by hand")
+    async with running_worker(adopted.settings):
+        schedule = await assert_eventually(lambda: _schedule(temporal_client, adopted.settings))
+        try:
+            await schedule.trigger()
+            result = await assert_eventually(
+                lambda: _last_run(temporal_client, schedule), timeout=60
+            )
+            assert job in {f.job_id for f in result.fixed}
+            assert len(result.fixed) == 7  # every adopted log not done, and none twice
+            state = await handle_of(temporal_client, job).result()
+            assert state.state == LogState.DONE
+        finally:
+            await schedule.delete()
+    assert (
+        await adopted.store.fetch(job) == adopted.seeded.logs["final_not_aggregated"].log.encode()
+    )
