@@ -54,9 +54,11 @@ async def _last_run(client: Client, handle: ScheduleHandle) -> SweepResult:
     assert actions
     action = actions[-1].action
     assert isinstance(action, ScheduleActionExecutionStartWorkflow)
-    return await client.get_workflow_handle(
+    run = client.get_workflow_handle(
         action.workflow_id, run_id=action.first_execution_run_id, result_type=SweepResult
-    ).result()
+    )
+    result: SweepResult = await run.result()
+    return result
 
 
 async def test_sweeper_revives_a_terminated_log(temporal_client: Client, adopted: Adopted) -> None:
