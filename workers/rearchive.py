@@ -1,0 +1,18 @@
+"""`travis-logs rearchive`: the `rearchive` workflow update for chosen logs (see lifecycle_command)."""
+
+from __future__ import annotations
+
+import argparse
+
+from travis_logs.settings import Settings
+from workers import lifecycle_command
+
+HELP = "archive and verify logs again (e.g. after verify_failed), through the rearchive update"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    lifecycle_command.add_arguments(parser)
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    return lifecycle_command.main("rearchive", args, settings)
