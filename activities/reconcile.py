@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Protocol
 
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from temporalio import activity
 
 from activities.reconcile_models import SWEEP_PAGE, FixedLog, SweepPageInput, SweepPageResult
@@ -33,6 +33,14 @@ RECONCILED = Counter(
 )
 SWEEPER_PAGES = Counter(
     "travis_logs_sweeper_pages", "Pages of candidate logs the sweeper went through."
+)
+UNFINISHED = Gauge(
+    "travis_logs_unfinished_logs",
+    "Logs not done (content or parts left), at the sweeper's last pass.",
+)
+UNFINISHED_OLDEST = Gauge(
+    "travis_logs_unfinished_oldest_seconds",
+    "Age of the oldest log that is not done (0: none), at the sweeper's last pass.",
 )
 
 # Logs that are not done: with content (not purged yet) or with stored parts. The two
@@ -54,6 +62,13 @@ LEFT JOIN LATERAL (
     FROM log_parts WHERE log_id = l.id
 ) p ON true
 ORDER BY l.id
+"""
+_UNFINISHED = """
+WITH ids AS (
+    SELECT id FROM logs WHERE content IS NOT NULL UNION SELECT DISTINCT log_id FROM log_parts
+)
+SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(l.created_at)), 0)::float8 AS oldest
+FROM ids JOIN logs l USING (id)
 """
 _READ_CURSOR = "SELECT last_id FROM reconcile_cursor WHERE name = $1"
 _WRITE_CURSOR = """
@@ -169,6 +184,10 @@ class ReconcileActivities:
     async def reconcile_page(self, inp: SweepPageInput) -> SweepPageResult:
         """Reconcile the next page after the cursor; the cursor wraps at the table's end."""
         after = await self._pool.fetchval(_READ_CURSOR, inp.cursor) or 0
+        if after == 0:  # a pass begins: measure what is left for the "not done" alert
+            stats = await self._pool.fetchrow(_UNFINISHED)
+            UNFINISHED.set(stats["n"])
+            UNFINISHED_OLDEST.set(stats["oldest"])
         page = await self._reconciler.page(after, inp.page_size)
         await self._pool.execute(_WRITE_CURSOR, inp.cursor, page.last_id or 0)
         SWEEPER_PAGES.inc()
