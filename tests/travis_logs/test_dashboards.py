@@ -33,7 +33,7 @@ def exported() -> set[str]:
     """Series names this project's processes expose."""
     for module in METRIC_MODULES:
         importlib.import_module(module)
-    names = set()
+    names: set[str] = set()
     for family in REGISTRY.collect():
         names.update(family.name + s for s in _SUFFIXES.get(family.type, ("",)))
     sdk_side = METRICS | SDK_METRICS  # the Temporal SDK's exporter: no _total on counters
