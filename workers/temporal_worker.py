@@ -35,6 +35,7 @@ from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect, metrics_runtime
 from workflows.log_workflow import LogWorkflow
+from workflows.metrics_interceptor import LifecycleMetricsInterceptor
 from workflows.reconcile import TemporalFixer
 from workflows.schedule import ensure_sweeper_schedule
 from workflows.sweeper import SweeperWorkflow
@@ -88,7 +89,8 @@ def build_worker(
         task_queue=settings.temporal_task_queue,
         workflows=[LogWorkflow, SweeperWorkflow],
         activities=activities,
-        interceptors=interceptors,
+        # Lifecycle histograms from LogWorkflow's signals and activity results.
+        interceptors=[LifecycleMetricsInterceptor(), *interceptors],
         # Every open log is a cached workflow; an evicted one replays its history per task.
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,

@@ -6,8 +6,10 @@ the SDK's own metrics on TEMPORAL_METRICS_PORT (`travis_logs.temporal.metrics_ru
 durations in seconds. Call only from workflow code (outside it there is no meter).
 
 Durations count from the moment the run learnt of the final part (or, for the first part,
-from the run's start). A continue-as-new starts a fresh `LifecycleMetrics`, so a log that
-continues as new mid-pipeline reports its later phases from the new run's start.
+from the run's start; not recorded for a run that continued another). A continue-as-new
+starts a fresh `LifecycleMetrics`, so a log that continues as new mid-pipeline reports its
+later phases from the new run's start. `workflows/metrics_interceptor.py` records them for
+LogWorkflow from its signals and activity results.
 """
 
 from __future__ import annotations
@@ -41,10 +43,16 @@ class LifecycleMetrics:
     """One per run: remembers when the first and final parts came, records each phase once."""
 
     def __init__(self) -> None:
-        self._started: datetime = workflow.now()
-        self._first_seen = False
+        info = workflow.info()
+        self._started: datetime = info.start_time
+        # A continued run's first signal is not the log's first part.
+        self._first_seen = info.continued_run_id is not None
         self._final_at: datetime | None = None
         self._recorded: set[Phase] = set()
+
+    def reset(self) -> None:
+        """After purge: a late part starts another round of phases in the same run."""
+        self._final_at, self._recorded = None, set()
 
     def part(self, *, final: bool) -> None:
         """A part signal was taken (call from the `parts` signal handler)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -11,8 +12,19 @@ from temporalio.worker import Worker
 
 from tests.helpers import assert_eventually, free_port
 from tests.workflows.metrics_probe import MetricsProbe, probe_step
+from tests.workflows.support import fast, open_store, send, store_parts
+from travis_logs.settings import Settings
 from travis_logs.temporal import metrics_runtime
-from workflows.lifecycle_metrics import HISTOGRAMS, METRICS, SDK_METRICS
+from workers.temporal_worker import build_worker, lifecycle_activities
+from workflows.lifecycle_metrics import (
+    ARCHIVE_ATTEMPTS,
+    FIRST_PART,
+    HISTOGRAMS,
+    METRICS,
+    SDK_METRICS,
+    Phase,
+)
+from workflows.models import LogState
 
 
 def exposed(text: str) -> set[str]:
@@ -45,3 +57,40 @@ async def test_lifecycle_and_sdk_metrics_are_exported(temporal_env: WorkflowEnvi
 
         await assert_eventually(scraped)
     assert HISTOGRAMS <= METRICS
+
+
+async def test_a_log_lifecycle_fills_the_histograms(
+    temporal_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool, job_id: int
+) -> None:
+    """One log through the production worker: every phase histogram counts it once."""
+    port = free_port()
+    target = temporal_env.client.service_client.config.target_host
+    client = await Client.connect(target, runtime=metrics_runtime(port, "127.0.0.1"))
+    quick = fast(settings)
+    parts = {0: "a\n", 1: "b\n", 2: ""}
+    async with (
+        open_store(quick) as store,
+        build_worker(client, quick, lifecycle_activities(pool, store)),
+    ):
+        await store_parts(pool, job_id, parts, final=2)
+        state = await (await send(client, quick, job_id, parts, final=2)).result()
+        assert state.state == LogState.DONE
+
+        async def counted() -> None:
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            for phase in Phase:
+                assert _count(text, phase.value) == 1, phase
+            assert _count(text, FIRST_PART) == 1
+            assert _count(text, ARCHIVE_ATTEMPTS) == 1
+
+        await assert_eventually(counted)
+
+
+def _count(text: str, histogram: str) -> float:
+    """The summed _count of a histogram's series in an exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{histogram}_count"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
