@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import start_http_server
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
 from activities.aggregate import AggregateActivities
@@ -108,6 +109,17 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _serve_metrics(settings: Settings, stack: AsyncExitStack) -> Runtime | None:
+    """Serve prometheus-client's /metrics; the SDK's runtime serves its own (and lifecycle)."""
+    if settings.worker_metrics_port:
+        server, _ = start_http_server(settings.worker_metrics_port)
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)  # runs first: stops the serving thread
+    if settings.temporal_metrics_port:
+        return metrics_runtime(settings.temporal_metrics_port)
+    return None
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Build the clients, run the worker until `stop` (or a signal), then shut down."""
     dsn = str(settings.database_url)
@@ -119,16 +131,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         pool = await create_pool(dsn, max_size=settings.worker_db_pool_size)
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
-        runtime = (
-            metrics_runtime(settings.temporal_metrics_port)
-            if settings.temporal_metrics_port
-            else None
-        )
-        client = await connect(settings, runtime)
+        client = await connect(settings, _serve_metrics(settings, stack))
         store = ArchiveStore(s3, settings.s3_bucket)
         activities = lifecycle_activities(pool, store) + sweeper_activities(pool, client, settings)
-        if settings.worker_metrics_port:
-            start_http_server(settings.worker_metrics_port)
         async with build_worker(client, settings, activities):
             if settings.sweeper_enabled:
                 await ensure_sweeper_schedule(client, settings)

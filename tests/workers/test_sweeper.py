@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest_asyncio
 from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleHandle
 from temporalio.service import RPCError
 
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, free_port
 from tests.workers.operations_support import Adopted, adopted_database
 from tests.workflows.support import handle_of
 from travis_logs.settings import Settings
@@ -24,7 +25,13 @@ from workflows.sweeper import SweepResult
 async def adopted(settings: Settings, new_job_id: Iterator[int]) -> AsyncIterator[Adopted]:
     async with adopted_database(settings, new_job_id) as db:
         # The schedule only runs when the test triggers it.
-        db.settings = db.settings.model_copy(update={"sweeper_interval_s": 3600})
+        db.settings = db.settings.model_copy(
+            update={
+                "sweeper_interval_s": 3600,
+                "worker_metrics_port": free_port(),
+                "temporal_metrics_port": free_port(),
+            }
+        )
         yield db
 
 
@@ -61,6 +68,27 @@ async def _last_run(client: Client, handle: ScheduleHandle) -> SweepResult:
     return result
 
 
+async def _scrape(port: int | None) -> str:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
+async def _metrics_exported(settings: Settings) -> None:
+    """The worker's two endpoints: sweeper counters and gauges; SDK and lifecycle metrics."""
+    ours = await _scrape(settings.worker_metrics_port)
+    assert any(
+        line.startswith("travis_logs_reconcile_logs_total{")
+        and 'source="sweeper"' in line
+        and 'outcome="forced"' in line
+        for line in ours.splitlines()
+    )
+    assert "travis_logs_sweeper_pages_total" in ours
+    assert "travis_logs_unfinished_oldest_seconds" in ours
+    sdk = await _scrape(settings.temporal_metrics_port)
+    assert "temporal_workflow_completed" in sdk
+    assert "travis_logs_lifecycle_final_to_purged_seconds_count" in sdk
+
+
 async def test_sweeper_revives_a_terminated_log(temporal_client: Client, adopted: Adopted) -> None:
     """The worker creates the Schedule; a triggered run starts the log whose workflow an
     operator terminated, which then reaches done, and lists it among what it fixed."""
@@ -79,6 +107,7 @@ async def test_sweeper_revives_a_terminated_log(temporal_client: Client, adopted
             assert len(result.fixed) == 7  # every adopted log not done, and none twice
             state = await handle_of(temporal_client, job).result()
             assert state.state == LogState.DONE
+            await assert_eventually(lambda: _metrics_exported(adopted.settings))
         finally:
             await schedule.delete()
     assert (
