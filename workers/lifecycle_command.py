@@ -18,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from temporalio.client import Client
 
+from travis_logs.errors import ConfigError
 from travis_logs.ratelimit import RateLimiter
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
+from workers.preflight import preflight
 from workflows.operations import UpdateOutcome, lifecycle_update, select_jobs
 
 
@@ -91,6 +93,7 @@ async def apply(
 
 
 async def run(settings: Settings, request: Request, console: Console) -> list[UpdateOutcome]:
+    await preflight(settings, database=False)
     client = await connect(settings)
     jobs = await targets(client, request)
     if request.dry_run:
@@ -124,7 +127,7 @@ def report(console: Console, request: Request, outcomes: Sequence[UpdateOutcome]
 def main(command: str, args: argparse.Namespace, settings: Settings) -> int:
     request = request_from(command, args)
     if not request.job_ids and not request.query:
-        raise SystemExit(f"travis-logs {command}: give JOB_IDs or --query")
+        raise ConfigError(f"{command}: give JOB_IDs or --query")
     console = Console()
     outcomes = asyncio.run(run(settings, request, console))
     report(console, request, outcomes)

@@ -22,11 +22,11 @@ from rich.table import Table
 
 from activities.reconcile import Outcome, Page, Reconciler
 from activities.reconcile_models import FixedLog
-from travis_logs.checks import check_postgres
 from travis_logs.db import create_pool
 from travis_logs.ratelimit import RateLimiter
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
+from workers.preflight import preflight
 from workflows.reconcile import TemporalFixer
 from workflows.schedule import ensure_sweeper_schedule
 
@@ -76,7 +76,7 @@ async def reconcile_all(
 
 async def run(settings: Settings, options: Options, console: Console) -> list[FixedLog]:
     """Build the clients, reconcile with a progress bar, return what happened to each log."""
-    await check_postgres(str(settings.database_url))
+    await preflight(settings)
     async with AsyncExitStack() as stack:
         pool = await create_pool(str(settings.database_url), max_size=4)
         stack.push_async_callback(pool.close)
@@ -135,6 +135,7 @@ def _report(console: Console, items: Sequence[FixedLog], options: Options) -> No
 
 
 async def schedule(settings: Settings, console: Console) -> None:
+    await preflight(settings, database=False)
     client = await connect(settings)
     done = await ensure_sweeper_schedule(client, settings)
     every = settings.sweeper_interval_s

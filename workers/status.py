@@ -24,6 +24,7 @@ from travis_logs.db import create_pool
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
+from workers.preflight import preflight
 from workflows.diagnosis import Archive, Level, Verdict, diagnose
 from workflows.operations import WorkflowView, workflow_view
 
@@ -72,6 +73,7 @@ async def _archive(store: ArchiveStore, job_id: int, recorded: str | None) -> Ar
 
 async def report(settings: Settings, job_id: int) -> Report:
     """Read the three sources and judge them."""
+    await preflight(settings)
     async with AsyncExitStack() as stack:
         pool = await create_pool(str(settings.database_url), max_size=1)
         stack.push_async_callback(pool.close)
