@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
 
+from activities.reconcile_models import FixedLog
 from activities.reconcile_plan import Action, LogDbState, LogRow, classify, state_of
+from workers.reconcile import summary_table
 
 FORCE_AFTER_S = 10_800.0
 
@@ -50,3 +53,23 @@ def test_parts_beside_content_come_first() -> None:
     assert classify(row(has_content=True, parts=2, final_number=1), FORCE_AFTER_S).action is (
         Action.START
     )
+
+
+def test_summary_table_counts_states_by_outcome() -> None:
+    """The reconcile summary has one row per state and one column per outcome seen."""
+    items = [
+        FixedLog(1, "parts_only", "force_aggregate", "forced"),
+        FixedLog(2, "parts_only", "start", "started"),
+        FixedLog(3, "purged", "none", "done"),
+        FixedLog(4, "purged", "none", "done"),
+    ]
+    console = Console(width=100, record=True)
+    console.print(summary_table(items, dry_run=False))
+    text = console.export_text()
+    assert "4 candidate logs" in text
+    assert [c.header for c in summary_table(items, dry_run=False).columns] == [
+        "state",
+        "started",
+        "forced",
+        "done",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 
 import httpx
 import pytest_asyncio
@@ -18,6 +19,7 @@ from travis_logs.settings import Settings
 from workers.temporal_worker import serve
 from workflows.client import signal_parts
 from workflows.models import LogState, PartRef, PartsSignal
+from workflows.schedule import ensure_sweeper_schedule
 from workflows.sweeper import SweepResult
 
 
@@ -113,3 +115,24 @@ async def test_sweeper_revives_a_terminated_log(temporal_client: Client, adopted
     assert (
         await adopted.store.fetch(job) == adopted.seeded.logs["final_not_aggregated"].log.encode()
     )
+
+
+async def test_schedule_is_created_once_and_updated_after(
+    temporal_client: Client, settings: Settings
+) -> None:
+    """A second ensure updates in place (new interval) and keeps an operator's pause."""
+    mine = settings.model_copy(
+        update={"sweeper_schedule_id": f"sweeper-{settings.temporal_task_queue}"}
+    )
+    assert await ensure_sweeper_schedule(temporal_client, mine) == "created"
+    handle = temporal_client.get_schedule_handle(mine.sweeper_schedule_id)
+    try:
+        await handle.pause(note="operator")
+        later = mine.model_copy(update={"sweeper_interval_s": 120})
+        assert await ensure_sweeper_schedule(temporal_client, later) == "updated"
+        described = await handle.describe()
+        assert described.schedule.state.paused
+        [interval] = described.schedule.spec.intervals
+        assert interval.every == timedelta(seconds=120)
+    finally:
+        await handle.delete()
