@@ -166,7 +166,13 @@ class Reconciler:
             try:
                 fixed = await self._fixer.fix(row.job_id, plan.action)
             except Exception as err:  # one refused log must not stop the pass
-                log.warning("reconcile: job %d: %s failed: %r", row.job_id, plan.action, err)
+                log.warning(
+                    "reconcile: job %d: %s failed: %r",
+                    row.job_id,
+                    plan.action,
+                    err,
+                    extra={"job_id": row.job_id},
+                )
                 return result(Outcome.FAILED)
         if not fixed:
             return result(Outcome.OPEN)
