@@ -3,7 +3,9 @@
 It watches what the workflow already does (the `parts` signal, the results of its aggregate,
 archive, verify and purge activities, the rearchive update) and records the phases through
 `LifecycleMetrics`, inside the workflow and so replay-safe. The workflow itself needs no
-metric calls; if it ever makes them, drop this interceptor from the worker.
+metric calls; if it ever makes them, drop this interceptor from the worker. Archive
+attempts are counted per run: a log that continued as new mid-pipeline reports only the
+attempts of its last run.
 """
 
 from __future__ import annotations
