@@ -159,12 +159,23 @@ class SignalSender:
                     patient and transient(err)
                 ):
                     SIGNALS.labels("deferred").inc()
-                    log.error("signal to job %d left in the outbox: %r", signal.job_id, err)
+                    log.error(
+                        "signal to job %d left in the outbox: %r",
+                        signal.job_id,
+                        err,
+                        extra={"job_id": signal.job_id},
+                    )
                     if raise_errors:
                         raise
                     return False
                 SIGNALS.labels("retried").inc()
-                log.warning("signal to job %d failed (attempt %d): %r", signal.job_id, attempt, err)
+                log.warning(
+                    "signal to job %d failed (attempt %d): %r",
+                    signal.job_id,
+                    attempt,
+                    err,
+                    extra={"job_id": signal.job_id},
+                )
                 await asyncio.sleep(next(delays))
             else:
                 SIGNALS.labels("sent").inc()

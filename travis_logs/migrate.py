@@ -1,4 +1,9 @@
-"""Apply the numbered SQL files of `travis_logs/migrations` once each, in order."""
+"""Apply the numbered SQL files of `travis_logs/migrations` once each, in order.
+
+A database that travis-logs (Ruby) created is adopted rather than recreated: where
+`migrations/adopt/<version>.sql` exists and the tables it would create are there already, that
+file is applied in place of `<version>.sql` (it brings the existing tables to the same shape).
+"""
 
 from __future__ import annotations
 
@@ -23,20 +28,45 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+# Sequel, the 2016 travis-logs' migrator, kept its own `schema_migrations (filename)`.
+_SET_ASIDE_SEQUEL = """
+DO $$ BEGIN
+    IF to_regclass('public.schema_migrations') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE table_schema = 'public' AND table_name = 'schema_migrations'
+          AND column_name = 'version'
+    ) THEN
+        ALTER TABLE schema_migrations RENAME TO schema_migrations_sequel;
+    END IF;
+END $$
+"""
+_HAS_LOGS = "SELECT to_regclass('public.logs') IS NOT NULL"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
     sql: str
+    # Applied instead of `sql` to a database whose tables travis-logs created.
+    adopt: str | None = None
 
 
 def available() -> list[Migration]:
     """The packaged migration files, sorted by their number."""
     files = resources.files("travis_logs.migrations")
-    found = [
-        Migration(version=f.name.removesuffix(".sql"), sql=f.read_text(encoding="utf-8"))
-        for f in files.iterdir()
-        if f.name.endswith(".sql")
-    ]
+    adopt = files / "adopt"
+    found = []
+    for f in files.iterdir():
+        if not f.name.endswith(".sql"):
+            continue
+        alt = adopt / f.name
+        found.append(
+            Migration(
+                version=f.name.removesuffix(".sql"),
+                sql=f.read_text(encoding="utf-8"),
+                adopt=alt.read_text(encoding="utf-8") if alt.is_file() else None,
+            )
+        )
     return sorted(found, key=lambda m: m.version)
 
 
@@ -74,6 +104,7 @@ async def migrate(dsn: str) -> list[str]:
 
 
 async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
+    await conn.execute(_SET_ASIDE_SEQUEL)
     await conn.execute(_TABLE)
     done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
     applied = []
@@ -81,8 +112,9 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[str]:
         if m.version in done:
             continue
         async with conn.transaction():
-            await conn.execute(m.sql)
+            adopting = m.adopt is not None and await conn.fetchval(_HAS_LOGS)
+            await conn.execute(m.adopt if adopting and m.adopt else m.sql)
             await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", m.version)
-        log.info("applied migration %s", m.version)
+        log.info("%s migration %s", "adopted the tables with" if adopting else "applied", m.version)
         applied.append(m.version)
     return applied

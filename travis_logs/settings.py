@@ -105,10 +105,32 @@ class Settings(BaseSettings):
     # Attempts at storing a part that fails alone for an unexpected reason before it is
     # dead-lettered (database outages are waited out, not counted).
     ingest_store_attempts: int = Field(default=5, ge=1)
-    # Port of the ingest's prometheus /metrics; unset: not served. Loopback unless an
-    # address is given (a container's 0.0.0.0 for a Prometheus elsewhere).
+    # Port of the ingest's prometheus /metrics; unset: not served.
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    ingest_metrics_host: str = "127.0.0.1"
+    # Where the /metrics endpoints of ingest and worker listen: loopback unless an address
+    # is given (0.0.0.0 in a container, for a Prometheus elsewhere).
+    metrics_host: str = "127.0.0.1"
+
+    # Operations (reconcile, the sweeper Schedule, operator commands, metrics, log format).
+    # Reconciliation reads candidate logs in pages of this many rows and starts at most this
+    # many workflows a second (0: no limit).
+    reconcile_page_size: int = Field(default=500, ge=1, le=10_000)
+    reconcile_rate_per_s: float = Field(default=50, ge=0)
+    # `travis-logs worker` keeps the sweeper Schedule (id below) running at this interval;
+    # one run looks at no more than SWEEPER_MAX_LOGS_PER_RUN candidate logs.
+    sweeper_enabled: bool = True
+    sweeper_schedule_id: str = "travis-logs-sweeper"
+    sweeper_interval_s: float = Field(default=300, ge=1)
+    sweeper_max_logs_per_run: int = Field(default=5000, ge=1)
+    # rearchive / force-aggregate over a visibility query: updates in flight and per second.
+    operator_concurrency: int = Field(default=8, ge=1, le=256)
+    operator_rate_per_s: float = Field(default=20, ge=0)
+    # The worker's prometheus-client /metrics, and the Temporal SDK's own Prometheus endpoint
+    # (workflow, activity and lifecycle metrics); unset: not served.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    temporal_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # `json`: one JSON object a line (with job_id and workflow_id where they apply).
+    log_format: Literal["text", "json"] = "text"
 
     # Ports of the embedded one-machine stack (`travis-logs dev`).
     dev_temporal_ui_port: int = Field(default=8233, ge=1, le=65535)

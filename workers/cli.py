@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -12,6 +11,7 @@ from typing import Protocol, cast
 from pydantic import ValidationError
 
 from travis_logs.errors import ConfigError
+from travis_logs.logformat import configure_logging
 from travis_logs.settings import Settings
 
 # name -> (module, one line for --help); each module has add_arguments(parser) and
@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workers.dev",
         "run the whole system locally: Temporal dev server, S3 (moto), Pusher server and every process",
     ),
+    "force-aggregate": (
+        "workers.force_aggregate",
+        "aggregate logs now without waiting for their final part, through the force_aggregate update",
+    ),
     "ingest": (
         "workers.ingest",
         "consume log parts from RabbitMQ: store them, push them live, signal their log workflows",
@@ -37,6 +41,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workers.pusher_server",
         "run a local Pusher-protocol server, a development component (events API, WebSockets)",
     ),
+    "rearchive": (
+        "workers.rearchive",
+        "archive and verify logs again (e.g. after verify_failed), through the rearchive update",
+    ),
+    "reconcile": (
+        "workers.reconcile",
+        "start the workflow of every log that is not done and has none open (idempotent)",
+    ),
     "s3-server": (
         "workers.s3_server",
         "run a local S3 for development (moto) that keeps its objects in DEV_DATA_DIR/s3",
@@ -44,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": (
         "workers.simulate",
         "publish simulated travis-worker job logs and write what each archive must contain",
+    ),
+    "status": (
+        "workers.status",
+        "show one log's workflow status, database row and S3 object, and where it is and why",
     ),
     "verify-archives": (
         "workers.verify_archives",
@@ -91,11 +107,11 @@ def describe_validation_error(err: ValidationError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         settings = Settings()
+        if settings.log_format != "text":
+            configure_logging(args.log_level, settings.log_format)
         return _load(args.command).main(args, settings)
     except ValidationError as err:
         print(f"travis-logs: bad configuration: {describe_validation_error(err)}", file=sys.stderr)  # noqa: T201

@@ -10,10 +10,11 @@ import logging
 import aio_pika
 from prometheus_client import start_http_server
 
+from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
 from ingest.intake import PartIntake
 from ingest.outbox import SignalSender
-from ingest.topology import Subscription, declare
+from ingest.topology import Subscription, dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq, check_tcp
 from travis_logs.db import create_pool
 from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
@@ -24,6 +25,8 @@ from workers.signals import run_until_stopped
 
 # How long a stop waits for the batch in hand (its store and signals) before giving up on it.
 FLUSH_TIMEOUT_S = 30
+# How often the backlog gauges read the queue depths.
+BACKLOG_PERIOD_S = 15
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +41,7 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _main(settings: Settings) -> None:
     if settings.ingest_metrics_port:
-        start_http_server(settings.ingest_metrics_port, addr=settings.ingest_metrics_host)
+        start_http_server(settings.ingest_metrics_port, addr=settings.metrics_host)
     await run_until_stopped(lambda stop: run(settings, stop))
 
 
@@ -70,6 +73,10 @@ async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -
         consumer = BatchConsumer(intake, topology.dead_exchange, settings)
         batches = asyncio.create_task(consumer.run())
         sweeper = asyncio.create_task(sweep_outbox(intake.signals, settings.ingest_outbox_stale_s))
+        # Its own channel: a passive declare of a missing queue closes the channel.
+        backlog = asyncio.create_task(
+            watch_backlog(await connection.channel(), _queues(settings), BACKLOG_PERIOD_S)
+        )
         subscription = Subscription(channel, settings.amqp_queue, consumer.on_delivery)
         try:
             await subscription.start()
@@ -80,10 +87,15 @@ async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -
             consumer.close()
             await _finish(batches)
         finally:
-            for task in (sweeper, batches):
+            for task in (sweeper, batches, backlog):
                 task.cancel()
-            await asyncio.gather(sweeper, batches, return_exceptions=True)
+            await asyncio.gather(sweeper, batches, backlog, return_exceptions=True)
         log.info("ingest stopped after acking %d message(s)", consumer.acked)
+
+
+def _queues(settings: Settings) -> tuple[str, str]:
+    """The parts queue and its dead-letter queue, whose backlogs the gauges show."""
+    return settings.amqp_queue, dead_letter_names(settings)[1]
 
 
 async def _until_stopped(

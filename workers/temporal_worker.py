@@ -17,21 +17,29 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from prometheus_client import start_http_server
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.purge import PurgeActivities
+from activities.reconcile import ReconcileActivities, Reconciler
 from activities.replace import ReplaceActivities
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.checks import check_postgres, check_tcp
 from travis_logs.db import create_pool
+from travis_logs.ratelimit import RateLimiter
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
-from travis_logs.temporal import connect
+from travis_logs.temporal import connect, metrics_runtime
 from workers.signals import run_until_stopped
 from workflows.log_workflow import LogWorkflow
+from workflows.metrics_interceptor import LifecycleMetricsInterceptor
+from workflows.reconcile import TemporalFixer
+from workflows.schedule import ensure_sweeper_schedule
+from workflows.sweeper import SweeperWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,17 @@ def lifecycle_activities(pool: asyncpg.Pool, store: ArchiveStore) -> list[Callab
     ]
 
 
+def sweeper_activities(
+    pool: asyncpg.Pool, client: Client, settings: Settings
+) -> list[Callable[..., Any]]:
+    """The sweeper's reconcile_page, starting workflows through `client`."""
+    fixer = TemporalFixer(client, settings, RateLimiter(settings.reconcile_rate_per_s))
+    reconciler = Reconciler(
+        pool, fixer, force_after_s=settings.logs_force_after_s, source="sweeper"
+    )
+    return [ReconcileActivities(pool, reconciler).reconcile_page]
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -68,15 +87,27 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[LogWorkflow],
+        workflows=[LogWorkflow, SweeperWorkflow],
         activities=activities,
-        interceptors=interceptors,
+        # Lifecycle histograms from LogWorkflow's signals and activity results.
+        interceptors=[LifecycleMetricsInterceptor(), *interceptors],
         # Every open log is a cached workflow; an evicted one replays its history per task.
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
     )
+
+
+def _serve_metrics(settings: Settings, stack: AsyncExitStack) -> Runtime | None:
+    """Serve prometheus-client's /metrics; the SDK's runtime serves its own (and lifecycle)."""
+    if settings.worker_metrics_port:
+        server, _ = start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)  # runs first: stops the serving thread
+    if settings.temporal_metrics_port:
+        return metrics_runtime(settings.temporal_metrics_port, settings.metrics_host)
+    return None
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -89,9 +120,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         pool = await create_pool(dsn, max_size=settings.worker_db_pool_size)
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
-        client = await connect(settings)
+        client = await connect(settings, _serve_metrics(settings, stack))
         store = ArchiveStore(s3, settings.s3_bucket)
-        async with build_worker(client, settings, lifecycle_activities(pool, store)):
+        activities = lifecycle_activities(pool, store) + sweeper_activities(pool, client, settings)
+        async with build_worker(client, settings, activities):
+            if settings.sweeper_enabled:
+                await ensure_sweeper_schedule(client, settings)
             log.info(
                 "worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address
             )

@@ -1,0 +1,37 @@
+"""The status line, from a workflow state, a row and an archive (no services)."""
+
+from __future__ import annotations
+
+from activities.reconcile_plan import LogRow
+from workflows.diagnosis import Archive, Level, diagnose
+from workflows.models import LogState, LogWorkflowState
+
+PURGED = LogRow(1, 7, has_content=False, archived=True, archive_verified=True, purged=True)
+ARCHIVE = Archive(12, "ab" * 32, "ab" * 32)
+
+
+def test_open_run_speaks_for_the_log() -> None:
+    """While a run is open its state decides; verify_failed asks for an operator."""
+    failed = LogWorkflowState(state=LogState.VERIFY_FAILED, archive_attempts=5, last_error="x")
+    verdict = diagnose(7, PURGED, ARCHIVE, "RUNNING", failed)
+    assert verdict.level is Level.ATTENTION
+    assert verdict.line.startswith("verify_failed: gave up after 5 archive attempts (x)")
+
+
+def test_closed_run_and_an_unfinished_row_is_stuck() -> None:
+    """No open run but content left: stuck, and reconcile is the way out."""
+    row = LogRow(1, 7, has_content=True)
+    verdict = diagnose(7, row, Archive(None), "TERMINATED", None)
+    assert verdict.level is Level.ATTENTION and "reconcile" in verdict.line
+
+
+def test_done_needs_the_archive() -> None:
+    """Purged with its archive is done; purged without one, or with a changed one, is not."""
+    assert diagnose(7, PURGED, ARCHIVE, "COMPLETED", None).line.startswith("done:")
+    assert diagnose(7, PURGED, Archive(None), None, None).level is Level.ATTENTION
+    changed = Archive(12, "cd" * 32, "ab" * 32)
+    assert diagnose(7, PURGED, changed, None, None).level is Level.ATTENTION
+
+
+def test_nothing_known() -> None:
+    assert diagnose(7, None, Archive(None), None, None).level is Level.MISSING

@@ -1,0 +1,96 @@
+"""Lifecycle histograms and the SDK's metrics on the worker's Prometheus endpoint."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import httpx
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from tests.helpers import assert_eventually, free_port
+from tests.workflows.metrics_probe import MetricsProbe, probe_step
+from tests.workflows.support import fast, open_store, send, store_parts
+from travis_logs.settings import Settings
+from travis_logs.temporal import metrics_runtime
+from workers.temporal_worker import build_worker, lifecycle_activities
+from workflows.lifecycle_metrics import (
+    ARCHIVE_ATTEMPTS,
+    FIRST_PART,
+    HISTOGRAMS,
+    METRICS,
+    SDK_METRICS,
+    Phase,
+)
+from workflows.models import LogState
+
+
+def exposed(text: str) -> set[str]:
+    """Metric names in a Prometheus text exposition, without _bucket/_sum/_count."""
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            for suffix in ("_bucket", "_sum", "_count"):
+                name = name.removesuffix(suffix)
+            names.add(name)
+    return names
+
+
+async def test_lifecycle_and_sdk_metrics_are_exported(temporal_env: WorkflowEnvironment) -> None:
+    """After one run the worker's endpoint lists every lifecycle metric and the SDK's."""
+    port = free_port()
+    target = temporal_env.client.service_client.config.target_host
+    client = await Client.connect(target, runtime=metrics_runtime(port, "127.0.0.1"))
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[MetricsProbe], activities=[probe_step]):
+        await client.execute_workflow(MetricsProbe.run, id=f"probe-{queue}", task_queue=queue)
+
+        async def scraped() -> set[str]:
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            names = exposed(text)
+            assert names >= METRICS | SDK_METRICS, (METRICS | SDK_METRICS) - names
+            return names
+
+        await assert_eventually(scraped)
+    assert HISTOGRAMS <= METRICS
+
+
+async def test_a_log_lifecycle_fills_the_histograms(
+    temporal_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool, job_id: int
+) -> None:
+    """One log through the production worker: every phase histogram counts it once."""
+    port = free_port()
+    target = temporal_env.client.service_client.config.target_host
+    client = await Client.connect(target, runtime=metrics_runtime(port, "127.0.0.1"))
+    quick = fast(settings)
+    parts = {0: "a\n", 1: "b\n", 2: ""}
+    async with (
+        open_store(quick) as store,
+        build_worker(client, quick, lifecycle_activities(pool, store)),
+    ):
+        await store_parts(pool, job_id, parts, final=2)
+        state = await (await send(client, quick, job_id, parts, final=2)).result()
+        assert state.state == LogState.DONE
+
+        async def counted() -> None:
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            for phase in Phase:
+                assert _count(text, phase.value) == 1, phase
+            assert _count(text, FIRST_PART) == 1
+            assert _count(text, ARCHIVE_ATTEMPTS) == 1
+
+        await assert_eventually(counted)
+
+
+def _count(text: str, histogram: str) -> float:
+    """The summed _count of a histogram's series in an exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{histogram}_count"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
