@@ -107,7 +107,10 @@ def test_images_are_pinned() -> None:
 def test_services_wait_for_dependencies_that_have_health_checks() -> None:
     services = _compose()["services"]
     for name, service in services.items():
-        for dependency, condition in dict(service.get("depends_on", {})).items():
+        needs = service.get("depends_on", {})
+        if isinstance(needs, list):  # the short form: started, not healthy
+            needs = {name: {"condition": "service_started"} for name in needs}
+        for dependency, condition in needs.items():
             if "healthcheck" in services[dependency] and "disable" not in str(
                 services[dependency]["healthcheck"]
             ):
