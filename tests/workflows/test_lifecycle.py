@@ -35,6 +35,7 @@ from workflows.models import (
     LogState,
     LogWorkflowInput,
     LogWorkflowState,
+    Phase,
 )
 
 PARTS = {0: "$ make\n", 2: "ok ✓\n", 1: "building…\n", 3: "Done.\n", 4: ""}
@@ -60,7 +61,7 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     assert row["archived_at"] is not None and row["archive_verified"] is True
     assert row["purged_at"] is not None
     assert await stored_numbers(pool, job_id) == []
-    assert state.state == LogState.DONE and state.archive_attempts == 1
+    assert state.state == LogState.DONE and state.stats.archive_attempts == 1
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(JOB_ID) == job_id
     assert attributes.get(LOG_STATE) == LogState.DONE
@@ -82,7 +83,7 @@ async def test_streaming_log_is_visible_and_every_step_is_summarised(
 
     async def streaming() -> None:
         status = await handle.query(LogWorkflow.status)
-        assert status.state == LogState.STREAMING and status.parts_signalled == 1
+        assert status.state == LogState.STREAMING and status.stats.parts_signalled == 1
         query = f"JobId = {job_id} AND LogState = 'streaming'"
         assert (await temporal_client.count_workflows(query)).count == 1
 
@@ -129,7 +130,7 @@ async def test_part_stored_during_the_pipeline_is_merged_before_purge(
     assert after_aggregate.fired == 1
     assert await store.fetch(job_id) == b"a\nb\nc\n"
     assert await stored_numbers(pool, job_id) == []
-    assert state.aggregations == 2
+    assert state.stats.aggregations == 2
     await record(handle, "late_part_during_pipeline")
 
 
@@ -171,7 +172,7 @@ async def test_late_part_in_the_grace_window_is_merged_in_number_order(
 
     await assert_eventually(merged)
     status = await handle.query(LogWorkflow.status)
-    assert status.archive_attempts == 2
+    assert status.stats.archive_attempts == 2
     assert (await handle.describe()).run_id == first_run
     await handle.terminate("test done")
 
@@ -223,7 +224,7 @@ async def test_duplicate_part_after_purge_leaves_the_archive_unchanged(
     head = await store.head(job_id)
     assert head is not None and head.etag == archived.etag
     assert await store.fetch(job_id) == b"a\nb\n"
-    assert state.archive_attempts == 0  # nothing was archived again
+    assert state.stats.archive_attempts == 0  # nothing was archived again
     assert await stored_numbers(pool, job_id) == []
     assert (await log_row(pool, job_id))["content"] is None
 
@@ -265,7 +266,7 @@ async def test_signal_budget_continues_as_new_without_losing_parts(
     assert await store.fetch(job_id) == joined(parts).encode()
     assert await stored_numbers(pool, job_id) == []
     carried = await continued_state(temporal_client, handle.id)
-    assert carried.loaded and len(carried.known_numbers) >= 2
+    assert carried.phase is not Phase.LOAD and len(carried.known) >= 2
     await record(handle_of(temporal_client, job_id), "continued_as_new_last_run")
 
 

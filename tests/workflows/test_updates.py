@@ -175,6 +175,6 @@ async def test_verify_failed_keeps_the_log_until_a_rearchive_succeeds(
             )
             assert result.archived is True
             state = await handle.result()
-    assert state.state == LogState.DONE and state.archive_attempts == 3
+    assert state.state == LogState.DONE and state.stats.archive_attempts == 3
     assert (await log_row(pool, job_id))["purged_at"] is not None
     await record(handle, "verify_failed_then_rearchive")
