@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from tests.helpers import assert_eventually
 from tests.workflows.faults import AfterActivity
 from tests.workflows.support import (
+    continued_state,
     fast,
     handle_of,
     joined,
@@ -33,8 +34,6 @@ from workflows.models import (
     JOB_ID,
     LOG_STATE,
     LogState,
-    LogWorkflowInput,
-    LogWorkflowState,
     Phase,
 )
 
@@ -268,20 +267,3 @@ async def test_signal_budget_continues_as_new_without_losing_parts(
     carried = await continued_state(temporal_client, handle.id)
     assert carried.phase is not Phase.LOAD and len(carried.known) >= 2
     await record(handle_of(temporal_client, job_id), "continued_as_new_last_run")
-
-
-async def continued_state(client: Client, workflow_id: str) -> LogWorkflowState:
-    """The state a run handed to its successor when it continued as new."""
-
-    async def first_continued() -> str:
-        query = f"WorkflowId = '{workflow_id}' AND ExecutionStatus = 'ContinuedAsNew'"
-        async for execution in client.list_workflows(query):
-            return execution.run_id
-        raise AssertionError("no run continued as new")
-
-    run_id = await assert_eventually(first_continued)
-    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    closing = history.events[-1].workflow_execution_continued_as_new_event_attributes
-    [inp] = await client.data_converter.decode(closing.input.payloads, [LogWorkflowInput])
-    assert isinstance(inp, LogWorkflowInput) and inp.state is not None
-    return inp.state
