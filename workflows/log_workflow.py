@@ -29,6 +29,7 @@ Empty logs are archived as empty objects (see activities/archive.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -105,6 +106,7 @@ class LogWorkflow:
         self._t = inp.timings
         self._s = inp.state or LogWorkflowState(last_part_at_ms=_now_ms())
         self._signals = 0  # this run's; the server refuses the 10,001st
+        self._lapsing: tuple[int, asyncio.Future[None]] | None = None  # (fires at, timer)
         self._shown = Visibility(inp.job_id, self._s)
         self._steps = Steps(inp.job_id, inp.timings)
         self._phases: dict[Phase, Callable[[], Awaitable[Phase]]] = {
@@ -220,6 +222,7 @@ class LogWorkflow:
                     lambda: s.final_number is not None or st.requested(s),
                     "force timeout",
                     lambda: st.deadline_ms(s, self._t.force_after_ms),
+                    lapse=True,
                 )
                 is Wake.READY
             ):
@@ -384,12 +387,19 @@ class LogWorkflow:
     # --- the one wait -----------------------------------------------------------------------
 
     async def _wait(
-        self, ready: Callable[[], bool], summary: str, deadline: Callable[[], int] | None = None
+        self,
+        ready: Callable[[], bool],
+        summary: str,
+        deadline: Callable[[], int] | None = None,
+        *,
+        lapse: bool = False,
     ) -> Wake:
         """Until `ready()` or the (movable) deadline; continues as new when that is due.
 
         One timer per deadline: a part arriving meanwhile moves the deadline, and the timer is
-        re-armed only when it fires (not once per part).
+        re-armed only when it fires (not once per part). With `lapse`, a timer that is no
+        longer needed is left to lapse instead of cancelled: cancelling costs a history
+        event, and a run usually ends long before the force timeout would fire.
         """
         while not ready():
             remaining = None if deadline is None else deadline() - _now_ms()
@@ -397,14 +407,31 @@ class LogWorkflow:
                 return Wake.DEADLINE
             if self._continue_due():
                 await self._continue_as_new(ready)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: ready() or self._continue_due(),
-                    timeout=None if remaining is None else timedelta(milliseconds=remaining),
-                    timeout_summary=summary if remaining is not None else None,
-                )
+            elif remaining is not None and lapse:
+                await self._until_fired(ready, self._lapsing_timer(remaining, summary))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: ready() or self._continue_due(),
+                        timeout=None if remaining is None else timedelta(milliseconds=remaining),
+                        timeout_summary=summary if remaining is not None else None,
+                    )
         return Wake.READY
+
+    async def _until_fired(self, ready: Callable[[], bool], timer: asyncio.Future[None]) -> None:
+        await workflow.wait_condition(lambda: ready() or self._continue_due() or timer.done())
+
+    def _lapsing_timer(self, remaining_ms: int, summary: str) -> asyncio.Future[None]:
+        """The pending timer if it fires no later than needed, else a new one."""
+        fire_at = _now_ms() + remaining_ms
+        pending = self._lapsing
+        if pending is not None and not pending[1].done() and pending[0] <= fire_at:
+            return pending[1]
+        timer = asyncio.ensure_future(
+            workflow.sleep(timedelta(milliseconds=remaining_ms), summary=summary)
+        )
+        self._lapsing = (fire_at, timer)
+        return timer
 
     def _continue_due(self) -> bool:
         """Time for a fresh history, unless a request is in flight (its update is waiting)."""
