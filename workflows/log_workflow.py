@@ -201,7 +201,7 @@ class LogWorkflow:
     async def run(self, inp: LogWorkflowInput) -> LogWorkflowState:
         """Drive the log through its phases until it is settled and nothing new arrives."""
         while self._s.phase is not Phase.END:
-            self._s.phase = await self._phases[self._s.phase]()
+            st.enter(self._s, await self._phases[self._s.phase]())
         return self._s
 
     async def _load(self) -> Phase:
@@ -230,11 +230,10 @@ class LogWorkflow:
             snapshot = await self._steps.inspect("force timeout: read the newest part's age")
             verdict = st.on_force_check(s, snapshot, _now_ms(), self._t.force_after_ms)
             if verdict is st.ForceVerdict.AGGREGATE:
-                return Phase.SETTLE
+                return st.due(s, Trigger.FORCE_TIMEOUT)
             if verdict is st.ForceVerdict.NOTHING_LEFT:
                 return Phase.CLOSE
-        s.trigger = Trigger.REQUEST
-        return Phase.SETTLE
+        return st.due(s, Trigger.REQUEST)
 
     async def _quiet(self) -> Phase:
         """The final part is known: the quiet period, which a later part moves."""
@@ -246,8 +245,7 @@ class LogWorkflow:
         if quiet_end() > _now_ms():
             self._shown.show(LogState.QUIET)
             await self._wait(lambda: st.requested(s), "quiet period", quiet_end)
-        s.trigger = Trigger.REQUEST if st.requested(s) else Trigger.FINAL_PART
-        return Phase.SETTLE
+        return st.due(s, Trigger.REQUEST if st.requested(s) else Trigger.FINAL_PART)
 
     async def _settle(self) -> Phase:
         """Aggregate, archive until verified, purge; back to WAIT when the log changed."""

@@ -190,7 +190,6 @@ class LogStats:
     """What a run reports and nothing decides on (status query, current details)."""
 
     parts_signalled: int = 0
-    bytes_signalled: int = 0
     force_checks: int = 0  # force-timeout firings that read the database clock
     aggregations: int = 0
     archive_attempts: int = 0

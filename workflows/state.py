@@ -11,7 +11,15 @@ from collections.abc import Iterable
 from enum import Enum
 
 from activities.models import AggregateResult, LogSnapshot, PurgeResult, ReplaceResult
-from workflows.models import LogWorkflowState, PartRef, RequestKind, Ticket, Trigger
+from workflows.models import (
+    LogState,
+    LogWorkflowState,
+    PartRef,
+    Phase,
+    RequestKind,
+    Ticket,
+    Trigger,
+)
 
 
 class ForceVerdict(Enum):
@@ -32,7 +40,6 @@ def on_parts(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> bool:
             continue
         s.known.add(ref.number)
         s.stats.parts_signalled += 1
-        s.stats.bytes_signalled += ref.size
         fresh = True
     if fresh:
         s.revision += 1
@@ -67,8 +74,21 @@ def on_force_check(
     if snapshot.pending_parts == 0:
         s.settled_revision = s.revision
         return ForceVerdict.NOTHING_LEFT
-    s.trigger = Trigger.FORCE_TIMEOUT
     return ForceVerdict.AGGREGATE
+
+
+def enter(s: LogWorkflowState, phase: Phase) -> None:
+    s.phase = phase
+
+
+def on_step(s: LogWorkflowState, step: LogState) -> None:
+    s.state = step
+
+
+def due(s: LogWorkflowState, trigger: Trigger) -> Phase:
+    """The log is due for a round, for `trigger`'s sake."""
+    s.trigger = trigger
+    return Phase.SETTLE
 
 
 def deadline_ms(s: LogWorkflowState, span_ms: int) -> int:

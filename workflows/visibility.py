@@ -8,6 +8,7 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import state as st
     from workflows.models import (
         ARCHIVE_ATTEMPTS,
         JOB_ID,
@@ -34,7 +35,7 @@ class Visibility:
         self._job_shown = started.get(JOB_ID) is not None
 
     def show(self, step: LogState) -> None:
-        self._s.state = step
+        st.on_step(self._s, step)
         searched = searchable(step)
         if searched != self._searched:
             updates: list[SearchAttributeUpdate[Any]] = [

@@ -54,6 +54,12 @@ async def test_open_run_finishes_on_its_build_while_new_logs_start_on_the_next(
 
         async def waiting() -> None:
             assert (await first.query(LogWorkflow.status)).state == LogState.STREAMING
+            # The README's query for the runs that still need the old build's workers.
+            query = f"TemporalWorkerDeploymentVersion = '{deployment}:build-1'"
+            count = await temporal_client.count_workflows(
+                f"{query} AND ExecutionStatus = 'Running'"
+            )
+            assert count.count == 1
 
         await assert_eventually(waiting)
         async with build_worker(temporal_client, new, activities):
