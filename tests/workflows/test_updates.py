@@ -224,6 +224,8 @@ async def test_rearchive_sent_mid_round_is_answered_after_a_rewrite(
         result = await update
         answered = len(rewrites)
         await handle.terminate("test done")
+    if point == "archive_log":
+        await record(handle, "rearchive_mid_round")
     assert result.archived and result.served
     assert True in rewrites[mark:answered], (point, mark, rewrites)
     assert await store.fetch(job_id) == b"a\nb\n"
