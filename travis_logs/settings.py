@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "travis-logs"
+    # Worker Versioning: log runs are PINNED to the build that started them. Give every
+    # release its own build id; the first build of a deployment becomes its current version
+    # by itself, later ones with `temporal worker deployment set-current-version`.
+    temporal_deployment_name: str = "travis-logs"
+    temporal_build_id: str = Field(default="dev", min_length=1)
 
     s3_endpoint_url: str | None = None
     s3_bucket: str = "travis-logs"

@@ -106,8 +106,8 @@ def show(console: Console, r: Report) -> None:
                 "run": r.view.status or "none",
                 "state": s.state if s else r.view.query_error or None,
                 "final part": s.final_number if s else None,
-                "archive attempts": s.archive_attempts if s else None,
-                "last error": s.last_error if s else None,
+                "archive attempts": s.stats.archive_attempts if s else None,
+                "last error": s.stats.last_error if s else None,
             },
         )
     )

@@ -18,9 +18,15 @@ from typing import Any
 
 import asyncpg
 from prometheus_client import start_http_server
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import Runtime
-from temporalio.worker import Interceptor, Worker
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
@@ -76,6 +82,74 @@ def sweeper_activities(
     return [ReconcileActivities(pool, reconciler).reconcile_page]
 
 
+def deployment_version(settings: Settings) -> WorkerDeploymentVersion:
+    return WorkerDeploymentVersion(settings.temporal_deployment_name, settings.temporal_build_id)
+
+
+class LogWorker(Worker):
+    """A versioned worker: each log run stays on the build that started it (PINNED).
+
+    On start it makes its build the deployment's current version when there is none yet
+    (the first deployment); rolling out a later build is the operator's step
+    (`temporal worker deployment set-current-version`, or `set_current_version`).
+    """
+
+    def __init__(self, client: Client, version: WorkerDeploymentVersion, **options: Any) -> None:
+        config = WorkerDeploymentConfig(version=version, use_worker_versioning=True)
+        super().__init__(client, deployment_config=config, **options)
+        self._version_client = client
+        self._version = version
+
+    async def __aenter__(self) -> Worker:
+        await super().__aenter__()
+        await set_current_version(self._version_client, self._version, only_if_none=True)
+        return self
+
+
+async def set_current_version(
+    client: Client,
+    version: WorkerDeploymentVersion,
+    *,
+    only_if_none: bool = False,
+    timeout_s: float = 30,
+) -> None:
+    """Route new runs to `version`; retried until the server has seen its pollers."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while True:
+        try:
+            await _set_current(client, version, only_if_none)
+            return
+        except RPCError as err:
+            if err.status == RPCStatusCode.UNIMPLEMENTED:
+                return  # a server without Worker Versioning (the time-skipping test server)
+            if loop.time() > give_up:
+                raise
+            await asyncio.sleep(0.1)  # the deployment appears once a poller reached the server
+
+
+async def _set_current(
+    client: Client, version: WorkerDeploymentVersion, only_if_none: bool
+) -> None:
+    service, namespace = client.workflow_service, client.namespace
+    name = version.deployment_name
+    described = await service.describe_worker_deployment(
+        DescribeWorkerDeploymentRequest(namespace=namespace, deployment_name=name)
+    )
+    current = described.worker_deployment_info.routing_config.current_deployment_version
+    if current.build_id == version.build_id or (only_if_none and current.build_id):
+        return
+    await service.set_worker_deployment_current_version(
+        SetWorkerDeploymentCurrentVersionRequest(
+            namespace=namespace,
+            deployment_name=name,
+            build_id=version.build_id,
+            # Fails if another worker changed the deployment since the describe above.
+            conflict_token=described.conflict_token,
+        )
+    )
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -84,8 +158,9 @@ def build_worker(
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The worker for the task queue, sized by settings (tests and benchmarks use it too)."""
-    return Worker(
+    return LogWorker(
         client,
+        deployment_version(settings),
         task_queue=settings.temporal_task_queue,
         workflows=[LogWorkflow, SweeperWorkflow],
         activities=activities,

@@ -18,6 +18,7 @@ from workflows.models import (
     PartsSignal,
     ReplaceContentInput,
     ReplaceContentResult,
+    start_search_attributes,
     workflow_id,
 )
 
@@ -49,6 +50,7 @@ async def signal_parts(client: Client, settings: Settings, signal: PartsSignal) 
         start_signal=SIGNAL_PARTS,
         start_signal_args=[signal],
         static_summary=f"Log of job {signal.job_id}",
+        search_attributes=start_search_attributes(signal.job_id),
     )
 
 
@@ -63,6 +65,7 @@ async def replace_content(
         task_queue=settings.temporal_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Log of job {job_id}",
+        search_attributes=start_search_attributes(job_id),
     )
     result: ReplaceContentResult = await client.execute_update_with_start_workflow(
         UPDATE_REPLACE,

@@ -37,22 +37,22 @@ def _archive_text(a: Archive) -> str:
 
 
 def _running(s: LogWorkflowState, job_id: int) -> Verdict:
-    state, err = s.state, f" ({s.last_error})" if s.last_error else ""
+    state, err = s.state, f" ({s.stats.last_error})" if s.stats.last_error else ""
     lines = {
-        LogState.STREAMING: f"{state}: parts arriving ({s.parts_signalled} signalled), "
+        LogState.STREAMING: f"{state}: parts arriving ({s.stats.parts_signalled} signalled), "
         "waiting for the final part or the force timeout",
         LogState.QUIET: f"{state}: final part {s.final_number} stored, aggregating once the "
         "quiet period has passed",
         LogState.REARCHIVE_BACKOFF: f"{state}: verification failed{err}, archiving again "
         "after a backoff",
-        LogState.VERIFY_FAILED: f"{state}: gave up after {s.archive_attempts} archive "
+        LogState.VERIFY_FAILED: f"{state}: gave up after {s.stats.archive_attempts} archive "
         f"attempts{err}; the log stays in the database until `travis-logs rearchive {job_id}`",
         LogState.ARCHIVED: f"{state}: archive verified, purging after the purge delay",
         LogState.DONE: f"{state}: purged, the verified archive holds the log "
         "(the run stays open for late parts)",
     }
     line = lines.get(
-        state, f"{state}: the pipeline is running (archive attempt {s.archive_attempts}){err}"
+        state, f"{state}: the pipeline is running (archive attempt {s.stats.archive_attempts}){err}"
     )
     level = Level.ATTENTION if state == LogState.VERIFY_FAILED else Level.OK
     return Verdict(level, line)

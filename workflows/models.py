@@ -8,9 +8,10 @@ default converter cannot serialise `timedelta`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 WORKFLOW_TYPE = "LogWorkflow"
 SIGNAL_PARTS = "parts"
@@ -63,6 +64,18 @@ class ReplaceContentInput:
     content: str | None
     removed_by: int | None = None
 
+    @property
+    def clears(self) -> bool:
+        """True when the log is emptied instead of replaced."""
+        return self.content is None
+
+    def validate(self) -> None:
+        """Refuse what the database would refuse, before the update is accepted."""
+        if self.removed_by is not None and self.removed_by < 1:
+            raise ValueError(f"removed_by must be a user id, got {self.removed_by}")
+        if self.content is not None and "\x00" in self.content:
+            raise ValueError("content must not contain NUL characters")
+
 
 @dataclass
 class ReplaceContentResult:
@@ -88,15 +101,25 @@ class RearchiveInput:
 
 @dataclass
 class LifecycleResult:
-    """Where a forced aggregation or re-archive left the log when the update returned."""
+    """Where a forced aggregation or re-archive left the log when the update returned.
+
+    `served` is False only when the update stopped waiting (UPDATE_WAIT) before the
+    pipeline round that took the request finished.
+    """
 
     state: str
     content_version: int
     archived: bool
+    served: bool = True
 
 
-class LogState:
-    """Values of the `LogState` search attribute, in lifecycle order."""
+class LogState(StrEnum):
+    """The log's exact step (status query, current details), in lifecycle order.
+
+    The `LogState` search attribute holds `searchable(step)`: the pipeline's steps, from
+    aggregating to purging, are one searchable state, so a lifecycle upserts at most three
+    times (quiet, archiving, done) after the start set `streaming`.
+    """
 
     STREAMING = "streaming"  # parts arriving, no final part yet
     QUIET = "quiet"  # final part stored: waiting out the quiet period
@@ -112,40 +135,99 @@ class LogState:
     REMOVED = "removed"  # the same with removed_by set
 
 
+_PIPELINE = {
+    LogState.AGGREGATING,
+    LogState.ARCHIVING,
+    LogState.VERIFYING,
+    LogState.ARCHIVED,
+    LogState.PURGING,
+}
+
+
+def searchable(step: LogState) -> LogState:
+    """The `LogState` search attribute's value for a step: the pipeline's steps are one."""
+    return LogState.ARCHIVING if step in _PIPELINE else step
+
+
+class Phase(StrEnum):
+    """Where `LogWorkflow.run` is; each phase method returns the next (see the diagram)."""
+
+    LOAD = "load"  # a fresh run reads the log's row first
+    WAIT = "wait"  # for the final part (or force timeout, or a request), then the quiet period
+    SETTLE = "settle"  # aggregate, archive until verified, purge delay, purge
+    HOLD = "hold"  # verify_failed: wait for a new part or an operator's request
+    LINGER = "linger"  # the grace window after purge
+    CLOSE = "close"  # let running update handlers finish, then end
+    END = "end"
+
+
+class Trigger(StrEnum):
+    """Why the last pipeline round ran."""
+
+    NONE = ""
+    FINAL_PART = "final part"
+    FORCE_TIMEOUT = "force timeout"
+    REQUEST = "request"
+
+
+class RequestKind(StrEnum):
+    """Work an update (or a refused purge) asks for, without waiting for parts or timers."""
+
+    AGGREGATE = "aggregate"  # force_aggregate, PUT /logs
+    REARCHIVE = "rearchive"  # write the archive again even when it is verified
+
+
 @dataclass
-class LogWorkflowState:
-    """Everything a run knows, carried through continue-as-new; the `status` query returns it.
+class Ticket:
+    """One request; served once a pipeline round that took it has finished."""
 
-    `revision` counts changes to the log (new parts, replaced content); a pipeline that
-    started at one revision only purges if no change came in meanwhile. Versions are the
-    database's `logs.content_version`.
-    """
+    number: int
+    kind: RequestKind
 
-    final_number: int | None = None
-    # Part numbers signalled since the last purge: a resent signal for one is a no-op.
-    known_numbers: list[int] = field(default_factory=list)
-    archive_attempts: int = 0
-    log_id: int | None = None
-    state: str = LogState.STREAMING
-    loaded: bool = False  # the log's row was read (a fresh run does that first)
-    last_part_at_ms: int = 0  # epoch ms of the newest part known (deadlines count from it)
+
+@dataclass
+class LogStats:
+    """What a run reports and nothing decides on (status query, current details)."""
+
     parts_signalled: int = 0
-    bytes_signalled: int = 0
-    revision: int = 0
-    settled_revision: int = 0
-    forced: bool = False  # aggregate without waiting (update, or a PUT)
-    rearchive: bool = False  # archive again even when the archive is verified
-    trigger: str = ""  # why the last pipeline ran: final part, force timeout, request
     force_checks: int = 0  # force-timeout firings that read the database clock
     aggregations: int = 0
-    archive_rounds: int = 0  # pipelines past their archive step (archived, skipped or failed)
-    content_version: int = 0
+    archive_attempts: int = 0
     content_bytes: int = 0
     content_parts: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class LogWorkflowState:
+    """Everything a run decides on, carried through continue-as-new; the `status` query.
+
+    `revision` counts changes to the log (new parts, replaced content); a round that started
+    at one revision only purges if no change came in meanwhile. Versions are the database's
+    `logs.content_version`. Requests are tickets: `pending` ones wait for the next round,
+    `taken` ones ride in the current round, and every ticket up to `served` is done.
+    """
+
+    phase: Phase = Phase.LOAD
+    state: LogState = LogState.STREAMING  # the exact step
+    log_id: int | None = None
+    final_number: int | None = None
+    # Part numbers signalled since the last purge: a resent signal for one is a no-op.
+    known: set[int] = field(default_factory=set)
+    last_part_at_ms: int = 0  # epoch ms of the newest part known (deadlines count from it)
+    revision: int = 0
+    settled_revision: int = 0
+    content_version: int = 0
     verified_version: int | None = None  # content version the verified archive holds
     mismatches: int = 0  # consecutive failed verifications (or archive refusals)
-    last_error: str = ""
     purged: bool = False
+    purge_due_ms: int | None = None  # end of the purge delay of the verified archive
+    trigger: Trigger = Trigger.NONE
+    tickets: int = 0  # the last ticket issued
+    pending: list[Ticket] = field(default_factory=list)
+    taken: list[Ticket] = field(default_factory=list)
+    served: int = 0
+    stats: LogStats = field(default_factory=LogStats)
 
 
 @dataclass
@@ -163,3 +245,10 @@ JOB_ID = SearchAttributeKey.for_int("JobId")
 LOG_STATE = SearchAttributeKey.for_keyword("LogState")
 ARCHIVE_ATTEMPTS = SearchAttributeKey.for_int("ArchiveAttempts")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [JOB_ID, LOG_STATE, ARCHIVE_ATTEMPTS]
+
+
+def start_search_attributes(job_id: int) -> TypedSearchAttributes:
+    """Set when a run starts (signal- or update-with-start), so no upsert is spent on them."""
+    return TypedSearchAttributes(
+        [SearchAttributePair(JOB_ID, job_id), SearchAttributePair(LOG_STATE, LogState.STREAMING)]
+    )

@@ -28,6 +28,7 @@ from workflows.models import (
     UPDATE_FORCE_AGGREGATE,
     WORKFLOW_TYPE,
     ForceAggregateInput,
+    start_search_attributes,
     workflow_id,
 )
 
@@ -94,6 +95,7 @@ class TemporalFixer:
             task_queue=self._settings.temporal_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             static_summary=f"Log of job {job_id}",
+            search_attributes=start_search_attributes(job_id),
         )
 
     async def _force(self, job_id: int) -> None:
@@ -105,6 +107,7 @@ class TemporalFixer:
             task_queue=self._settings.temporal_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             static_summary=f"Log of job {job_id}",
+            search_attributes=start_search_attributes(job_id),
         )
         # Accepted is enough: the run owns the log from here on.
         await self._client.start_update_with_start_workflow(

@@ -1,8 +1,8 @@
-"""The lifecycle's steps for one log: each activity call, under one lock, with its options.
+"""The lifecycle's activity calls for one log: options, summary and the lock, no state.
 
-The workflow decides when; these run the aggregate, archive, verify, purge and replace
-activities and record their outcome in the shared state. A lock keeps the pipeline and the
-update handlers from working on the log at the same time.
+Each method runs one activity and returns its result; the workflow decides what to do with
+it (workflows/state.py). A lock keeps the pipeline and the update handlers from working on
+the log at the same time.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
-
-from workflows.visibility import Visibility
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import (
@@ -31,20 +28,18 @@ with workflow.unsafe.imports_passed_through():
         AggregateInput,
         AggregateResult,
         ArchiveInput,
+        ArchiveResult,
         InspectInput,
         LogSnapshot,
         PurgeInput,
+        PurgeResult,
         RemoveArchiveInput,
         ReplaceInput,
         ReplaceResult,
         VerifyInput,
+        VerifyResult,
     )
-    from workflows.models import (
-        LogState,
-        LogTimings,
-        LogWorkflowState,
-        ReplaceContentInput,
-    )
+    from workflows.models import LogTimings, ReplaceContentInput
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -62,142 +57,40 @@ TRANSFER_TIMEOUT = timedelta(minutes=30)
 INSPECT_TIMEOUT = timedelta(seconds=30)
 
 
-def requested(s: LogWorkflowState) -> bool:
-    """An update asked for work that does not wait for parts or timers."""
-    return s.forced or s.rearchive
-
-
 class Steps:
-    """Aggregate, archive until verified, purge, replace: one log's activity calls."""
+    """Inspect, aggregate, archive, verify, purge, replace: one log's activity calls."""
 
-    def __init__(
-        self, job_id: int, timings: LogTimings, state: LogWorkflowState, shown: Visibility
-    ) -> None:
+    def __init__(self, job_id: int, timings: LogTimings) -> None:
         self._job_id = job_id
-        self._t = timings
-        self._s = state
-        self._shown = shown
+        self._beat = timedelta(milliseconds=timings.heartbeat_timeout_ms)
         self._lock = asyncio.Lock()
 
     async def inspect(self, summary: str) -> LogSnapshot:
         """The log's row, read by a local activity (one query: no task round trip)."""
-        snapshot: LogSnapshot = await workflow.execute_local_activity(
-            INSPECT_LOG.name,
-            InspectInput(self._job_id),
-            result_type=INSPECT_LOG.result_type,
-            start_to_close_timeout=INSPECT_TIMEOUT,
-            retry_policy=RETRY,
-            summary=summary,
-        )
-        return snapshot
+        return await self._local(INSPECT_LOG, InspectInput(self._job_id), summary, INSPECT_TIMEOUT)
 
-    async def aggregate(self) -> AggregateResult:
+    async def aggregate(self, *, from_archive: bool, summary: str) -> AggregateResult:
         """Merge new parts; a local activity (one transaction) unless the archive is read."""
-        self._shown.set(LogState.AGGREGATING)
-        summary = f"aggregate: merge new parts into content v{self._s.content_version}"
         inp = AggregateInput(self._job_id)
-        if self._s.purged:  # the merge starts from the archive: an S3 read, heartbeating
-            result = await self._run(AGGREGATE_LOG, inp, summary=summary, timeout=AGGREGATE_TIMEOUT)
-        else:
-            result = await self._local(AGGREGATE_LOG, inp, summary)
-        s = self._s
-        s.aggregations += 1
-        s.log_id, s.content_version = result.log_id, result.content_version
-        s.content_bytes, s.content_parts = result.size, result.parts
-        if result.merged:
-            s.purged = False
-        if result.verified_version is not None and s.verified_version is None:
-            s.verified_version = result.verified_version
-        return result
+        if from_archive:  # the merge starts from the archive: an S3 read, heartbeating
+            async with self._lock:
+                return await self._execute(AGGREGATE_LOG, inp, summary, AGGREGATE_TIMEOUT)
+        return await self._local(AGGREGATE_LOG, inp, summary)
 
-    async def ensure_archived(self, aggregated: AggregateResult, revision: int) -> str:
-        """'verified', 'failed' (gave up: verify_failed) or 'stale' (the log changed)."""
-        rewrite, self._s.rearchive = self._s.rearchive, False
-        if not rewrite and self._s.verified_version == aggregated.content_version:
-            return "verified"
-        while self._s.mismatches < self._t.max_archive_attempts:
-            if await self._archive_once(rewrite):
-                return "verified"
-            self._s.mismatches += 1
-            if self._s.revision != revision:
-                return "stale"
-            if self._s.mismatches >= self._t.max_archive_attempts:
-                break
-            await self._backoff()
-        self._shown.set(LogState.VERIFY_FAILED)
-        return "failed"
+    async def archive(self, *, rewrite: bool, summary: str) -> ArchiveResult:
+        """Upload the content to S3 (heartbeating); raises ActivityError when refused."""
+        async with self._lock:
+            inp = ArchiveInput(self._job_id, rewrite=rewrite)
+            return await self._execute(ARCHIVE_LOG, inp, summary, TRANSFER_TIMEOUT, self._beat)
 
-    async def _backoff(self) -> None:
-        """Wait before archiving again: the backoff doubles with every mismatch."""
-        self._shown.set(LogState.REARCHIVE_BACKOFF)
-        backoff = self._t.rearchive_backoff_ms * 2 ** (self._s.mismatches - 1)
-        await workflow.sleep(
-            timedelta(milliseconds=backoff),
-            summary=f"re-archive backoff #{self._s.mismatches} ({backoff} ms)",
-        )
+    async def verify(self, archived: ArchiveResult, summary: str) -> VerifyResult:
+        """Read the object back and compare its size and SHA-256 (heartbeating)."""
+        inp = VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256)
+        async with self._lock:
+            return await self._execute(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT, self._beat)
 
-    async def _archive_once(self, rewrite: bool) -> bool:
-        """One archive and read-back; False (with last_error set) when it does not match."""
-        self._s.archive_attempts += 1
-        attempt = self._s.archive_attempts
-        self._shown.set(LogState.ARCHIVING)
-        try:
-            archived = await self._run(
-                ARCHIVE_LOG,
-                ArchiveInput(self._job_id, rewrite=self._s.mismatches > 0 or rewrite),
-                summary=f"archive #{attempt}: upload v{self._s.content_version} to S3",
-                timeout=TRANSFER_TIMEOUT,
-                heartbeat=True,
-            )
-        except ActivityError as err:  # refused for good, e.g. S3 holds a newer version
-            self._s.last_error = str(err.cause or err)
-            return False
-        self._shown.set(LogState.VERIFYING)
-        verified = await self._run(
-            VERIFY_ARCHIVE,
-            VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256),
-            summary=f"verify #{attempt}: read back, compare size and SHA-256",
-            timeout=TRANSFER_TIMEOUT,
-            heartbeat=True,
-        )
-        if not verified.verified:
-            self._s.last_error = f"archive #{attempt}: {verified.reason}"
-            return False
-        self._s.verified_version = archived.content_version
-        return True
-
-    async def purge_delay(self, revision: int) -> bool:
-        """Wait LOGS_PURGE_DELAY_S; False when a part or a request arrived meanwhile."""
-        if self._t.purge_delay_ms <= 0:
-            return True
-        self._shown.set(LogState.ARCHIVED)
-        try:
-            await workflow.wait_condition(
-                lambda: self._s.revision != revision or requested(self._s),
-                timeout=timedelta(milliseconds=self._t.purge_delay_ms),
-                timeout_summary="purge delay",
-            )
-        except TimeoutError:
-            return True
-        return False
-
-    async def purge(self) -> bool:
-        """Purge the verified version; False (archive again) when the database disagrees."""
-        self._shown.set(LogState.PURGING)
-        version = self._s.verified_version or 0
-        result = await self._local(
-            PURGE_LOG,
-            PurgeInput(self._job_id, version),
-            f"purge v{version}: NULL the content, delete the archived parts",
-        )
-        if not result.purged:
-            self._s.last_error = f"purge refused: {result.reason}"
-            self._s.mismatches += 1
-            self._s.rearchive = True
-            return False
-        self._s.purged = True
-        self._shown.set(LogState.DONE)
-        return True
+    async def purge(self, version: int, summary: str) -> PurgeResult:
+        return await self._local(PURGE_LOG, PurgeInput(self._job_id, version), summary)
 
     async def replace(
         self, inp: ReplaceContentInput, replaced: Callable[[ReplaceResult], None]
@@ -207,26 +100,14 @@ class Steps:
         async with self._lock:  # no archive may slip in between the two
             done = await self._execute(REPLACE_CONTENT, request, "replace the content (PUT /logs)")
             replaced(done)
-            if inp.content is None:
+            if inp.clears:
                 removal = RemoveArchiveInput(self._job_id, done.content_version)
                 await self._execute(REMOVE_ARCHIVE, removal, "delete the cleared log's archive")
         return done
 
-    async def _run(
-        self,
-        ref: ActivityRef[P, R],
-        arg: P,
-        *,
-        summary: str,
-        timeout: timedelta = DB_TIMEOUT,
-        heartbeat: bool = False,
+    async def _local(
+        self, ref: ActivityRef[P, R], arg: P, summary: str, timeout: timedelta = DB_TIMEOUT
     ) -> R:
-        """One pipeline step: an activity under the log's lock, retried until it succeeds."""
-        beat = timedelta(milliseconds=self._t.heartbeat_timeout_ms) if heartbeat else None
-        async with self._lock:
-            return await self._execute(ref, arg, summary, timeout, beat)
-
-    async def _local(self, ref: ActivityRef[P, R], arg: P, summary: str) -> R:
         """A step that is one database transaction, as a local activity under the lock.
 
         Local activities cost one history event instead of six and no task round trip;
@@ -237,7 +118,7 @@ class Steps:
                 ref.name,
                 arg,
                 result_type=ref.result_type,
-                start_to_close_timeout=DB_TIMEOUT,
+                start_to_close_timeout=timeout,
                 retry_policy=RETRY,
                 summary=summary,
             )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile_models import SWEEP_PAGE, FixedLog, SweepPageInput
@@ -40,7 +40,8 @@ class SweepResult:
     fixed: list[FixedLog] = field(default_factory=list)
 
 
-@workflow.defn(name=SWEEPER_TYPE)
+# Each scheduled run is short and new: it starts on the current build and stays there.
+@workflow.defn(name=SWEEPER_TYPE, versioning_behavior=VersioningBehavior.PINNED)
 class SweeperWorkflow:
     """Reconcile up to `max_logs` candidate logs, page by page."""
 

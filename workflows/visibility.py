@@ -8,47 +8,55 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from workflows import state as st
     from workflows.models import (
         ARCHIVE_ATTEMPTS,
         JOB_ID,
         LOG_STATE,
+        LogState,
         LogWorkflowState,
+        searchable,
     )
 
 
 class Visibility:
-    """Publishes `LogState`, `ArchiveAttempts` and `JobId`, and a markdown summary for the UI."""
+    """Shows the exact step in the details and the searchable state in `LogState`.
+
+    The run's start set `JobId` and `LogState` already (signal- and update-with-start, and
+    continue-as-new, carry them), so an upsert, a history event and a visibility write
+    each, happens only when the searchable state changes; `ArchiveAttempts` rides along.
+    """
 
     def __init__(self, job_id: int, state: LogWorkflowState) -> None:
         self._job_id = job_id
         self._s = state
-        self._shown: tuple[str, int] | None = None  # last upserted (state, attempts)
+        started = workflow.info().typed_search_attributes
+        self._searched = started.get(LOG_STATE)
+        self._job_shown = started.get(JOB_ID) is not None
 
-    def set(self, state: str) -> None:
-        self._s.state = state
-        self.show()
-
-    def show(self) -> None:
-        """Upsert only what changed (each upsert is a history event); details every time."""
-        shown = (self._s.state, self._s.archive_attempts)
-        if shown != self._shown:
+    def show(self, step: LogState) -> None:
+        st.on_step(self._s, step)
+        searched = searchable(step)
+        if searched != self._searched:
             updates: list[SearchAttributeUpdate[Any]] = [
-                LOG_STATE.value_set(shown[0]),
-                ARCHIVE_ATTEMPTS.value_set(shown[1]),
+                LOG_STATE.value_set(searched),
+                ARCHIVE_ATTEMPTS.value_set(self._s.stats.archive_attempts),
             ]
-            if self._shown is None:  # the run's first upsert: JobId rides along
+            if not self._job_shown:  # a run started without them (an older client)
                 updates.append(JOB_ID.value_set(self._job_id))
+                self._job_shown = True
             workflow.upsert_search_attributes(updates)
-            self._shown = shown
+            self._searched = searched
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:
-        s = self._s
+        s, stats = self._s, self._s.stats
         lines = [
             f"**{s.state}** · job {self._job_id} · final part {s.final_number}",
-            f"content v{s.content_version}: {s.content_parts} parts, {s.content_bytes} bytes",
-            f"archive attempts {s.archive_attempts}, verified v{s.verified_version}",
+            f"content v{s.content_version}: {stats.content_parts} parts, "
+            f"{stats.content_bytes} bytes",
+            f"archive attempts {stats.archive_attempts}, verified v{s.verified_version}",
         ]
-        if s.last_error:
-            lines.append(f"last error: {s.last_error}")
+        if stats.last_error:
+            lines.append(f"last error: {stats.last_error}")
         return "\n\n".join(lines)

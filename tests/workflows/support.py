@@ -11,12 +11,19 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
+from tests.helpers import assert_eventually
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from workflows.client import signal_parts
 from workflows.log_workflow import LogWorkflow
-from workflows.models import LogWorkflowState, PartRef, PartsSignal, workflow_id
+from workflows.models import (
+    LogWorkflowInput,
+    LogWorkflowState,
+    PartRef,
+    PartsSignal,
+    workflow_id,
+)
 
 # Lifecycle timings that keep tests short; tests override what they exercise.
 FAST: dict[str, Any] = {
@@ -113,3 +120,20 @@ async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
         return
     history = await handle.fetch_history()
     (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+
+
+async def continued_state(client: Client, workflow_id: str) -> LogWorkflowState:
+    """The state a run handed to its successor when it continued as new."""
+
+    async def first_continued() -> str:
+        query = f"WorkflowId = '{workflow_id}' AND ExecutionStatus = 'ContinuedAsNew'"
+        async for execution in client.list_workflows(query):
+            return execution.run_id
+        raise AssertionError("no run continued as new")
+
+    run_id = await assert_eventually(first_continued)
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    closing = history.events[-1].workflow_execution_continued_as_new_event_attributes
+    [inp] = await client.data_converter.decode(closing.input.payloads, [LogWorkflowInput])
+    assert isinstance(inp, LogWorkflowInput) and inp.state is not None
+    return inp.state

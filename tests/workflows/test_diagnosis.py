@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from activities.reconcile_plan import LogRow
 from workflows.diagnosis import Archive, Level, diagnose
-from workflows.models import LogState, LogWorkflowState
+from workflows.models import LogState, LogStats, LogWorkflowState
 
 PURGED = LogRow(1, 7, has_content=False, archived=True, archive_verified=True, purged=True)
 ARCHIVE = Archive(12, "ab" * 32, "ab" * 32)
@@ -12,7 +12,9 @@ ARCHIVE = Archive(12, "ab" * 32, "ab" * 32)
 
 def test_open_run_speaks_for_the_log() -> None:
     """While a run is open its state decides; verify_failed asks for an operator."""
-    failed = LogWorkflowState(state=LogState.VERIFY_FAILED, archive_attempts=5, last_error="x")
+    failed = LogWorkflowState(
+        state=LogState.VERIFY_FAILED, stats=LogStats(archive_attempts=5, last_error="x")
+    )
     verdict = diagnose(7, PURGED, ARCHIVE, "RUNNING", failed)
     assert verdict.level is Level.ATTENTION
     assert verdict.line.startswith("verify_failed: gave up after 5 archive attempts (x)")

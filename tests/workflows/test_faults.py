@@ -41,8 +41,8 @@ async def test_corrupted_archive_is_archived_again_and_then_verified(
         await store_parts(pool, job_id, PARTS, final=3)
         state = await (await send(temporal_client, quick, job_id, PARTS, final=3)).result()
     assert corrupt.fired == 1
-    assert state.archive_attempts == 2 and state.state == LogState.DONE
-    assert "SHA-256" in state.last_error
+    assert state.stats.archive_attempts == 2 and state.state == LogState.DONE
+    assert "SHA-256" in state.stats.last_error
     assert await store.fetch(job_id) == joined(PARTS).encode()
     assert (await log_row(pool, job_id))["archive_verified"] is True
 
@@ -140,7 +140,7 @@ async def test_worker_killed_during_archive_finishes_after_restart(
             assert await asyncio.wait_for(second.wait(), timeout=20) == 0
     finally:
         await proxy.close()
-    assert state.state == LogState.DONE and state.archive_attempts == 1
+    assert state.state == LogState.DONE and state.stats.archive_attempts == 1
     assert await store.fetch(job_id) == joined(PARTS).encode()
     listed = await store.client.list_objects_v2(Bucket=quick.s3_bucket, Prefix=f"jobs/{job_id}/")
     assert [o["Key"] for o in listed.get("Contents", [])] == [ArchiveStore.key(job_id)]

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from tests.helpers import assert_eventually
 from tests.workflows.faults import AfterActivity
 from tests.workflows.support import (
+    continued_state,
     fast,
     handle_of,
     joined,
@@ -33,8 +34,7 @@ from workflows.models import (
     JOB_ID,
     LOG_STATE,
     LogState,
-    LogWorkflowInput,
-    LogWorkflowState,
+    Phase,
 )
 
 PARTS = {0: "$ make\n", 2: "ok ✓\n", 1: "building…\n", 3: "Done.\n", 4: ""}
@@ -60,7 +60,7 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     assert row["archived_at"] is not None and row["archive_verified"] is True
     assert row["purged_at"] is not None
     assert await stored_numbers(pool, job_id) == []
-    assert state.state == LogState.DONE and state.archive_attempts == 1
+    assert state.state == LogState.DONE and state.stats.archive_attempts == 1
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(JOB_ID) == job_id
     assert attributes.get(LOG_STATE) == LogState.DONE
@@ -82,7 +82,7 @@ async def test_streaming_log_is_visible_and_every_step_is_summarised(
 
     async def streaming() -> None:
         status = await handle.query(LogWorkflow.status)
-        assert status.state == LogState.STREAMING and status.parts_signalled == 1
+        assert status.state == LogState.STREAMING and status.stats.parts_signalled == 1
         query = f"JobId = {job_id} AND LogState = 'streaming'"
         assert (await temporal_client.count_workflows(query)).count == 1
 
@@ -129,7 +129,7 @@ async def test_part_stored_during_the_pipeline_is_merged_before_purge(
     assert after_aggregate.fired == 1
     assert await store.fetch(job_id) == b"a\nb\nc\n"
     assert await stored_numbers(pool, job_id) == []
-    assert state.aggregations == 2
+    assert state.stats.aggregations == 2
     await record(handle, "late_part_during_pipeline")
 
 
@@ -171,7 +171,7 @@ async def test_late_part_in_the_grace_window_is_merged_in_number_order(
 
     await assert_eventually(merged)
     status = await handle.query(LogWorkflow.status)
-    assert status.archive_attempts == 2
+    assert status.stats.archive_attempts == 2
     assert (await handle.describe()).run_id == first_run
     await handle.terminate("test done")
 
@@ -223,7 +223,7 @@ async def test_duplicate_part_after_purge_leaves_the_archive_unchanged(
     head = await store.head(job_id)
     assert head is not None and head.etag == archived.etag
     assert await store.fetch(job_id) == b"a\nb\n"
-    assert state.archive_attempts == 0  # nothing was archived again
+    assert state.stats.archive_attempts == 0  # nothing was archived again
     assert await stored_numbers(pool, job_id) == []
     assert (await log_row(pool, job_id))["content"] is None
 
@@ -265,22 +265,5 @@ async def test_signal_budget_continues_as_new_without_losing_parts(
     assert await store.fetch(job_id) == joined(parts).encode()
     assert await stored_numbers(pool, job_id) == []
     carried = await continued_state(temporal_client, handle.id)
-    assert carried.loaded and len(carried.known_numbers) >= 2
+    assert carried.phase is not Phase.LOAD and len(carried.known) >= 2
     await record(handle_of(temporal_client, job_id), "continued_as_new_last_run")
-
-
-async def continued_state(client: Client, workflow_id: str) -> LogWorkflowState:
-    """The state a run handed to its successor when it continued as new."""
-
-    async def first_continued() -> str:
-        query = f"WorkflowId = '{workflow_id}' AND ExecutionStatus = 'ContinuedAsNew'"
-        async for execution in client.list_workflows(query):
-            return execution.run_id
-        raise AssertionError("no run continued as new")
-
-    run_id = await assert_eventually(first_continued)
-    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    closing = history.events[-1].workflow_execution_continued_as_new_event_attributes
-    [inp] = await client.data_converter.decode(closing.input.payloads, [LogWorkflowInput])
-    assert isinstance(inp, LogWorkflowInput) and inp.state is not None
-    return inp.state

@@ -41,5 +41,5 @@ async def test_start_and_force_happen_once_per_open_run(
     assert await fixer.fix(forced, Action.FORCE) is True
     assert await fixer.fix(forced, Action.FORCE) is False
     state = await handle_of(temporal_client, forced).result()
-    assert state.aggregations == 1 and state.state == "done"
+    assert state.stats.aggregations == 1 and state.state == "done"
     await handle_of(temporal_client, waiting).terminate("test over")

@@ -35,6 +35,7 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
         "verify_failed_then_rearchive",
         "rearchive_backoff",
         "force_timeout",
+        "rearchive_mid_round",
     }
     assert expected <= {path.stem for path in CORPUS}
 

@@ -145,7 +145,7 @@ async def test_force_timeout_rearms_while_parts_keep_coming(
         await state_is(handle, LogState.STREAMING)
         await time_skipping_env.sleep(3 * 3600 + 60)
         status = await handle.query(LogWorkflow.status)
-        assert status.force_checks == 1 and status.state == LogState.STREAMING
+        assert status.stats.force_checks == 1 and status.state == LogState.STREAMING
         assert (await log_row(pool, job_id))["aggregated_at"] is None
         await pool.execute(
             "UPDATE log_parts SET created_at = created_at - interval '4 hours'"
@@ -167,7 +167,7 @@ async def test_verify_mismatch_rearchives_after_doubling_backoff(
             await store_parts(pool, job_id, PARTS, final=2)
             handle = await send(time_skipping_env.client, quick, job_id, PARTS, final=2)
             state = await finish(time_skipping_env, handle)
-            assert state.archive_attempts == 3 and state.state == LogState.DONE
+            assert state.stats.archive_attempts == 3 and state.state == LogState.DONE
             assert await store.fetch(job_id) == joined(PARTS).encode()
     backoffs = await timers(handle, "re-archive backoff")
     assert backoffs == [timedelta(seconds=60), timedelta(seconds=120)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -10,6 +13,7 @@ from temporalio.worker import Worker
 from tests.helpers import assert_eventually
 from tests.workflows.faults import AfterActivity, corrupt_archive
 from tests.workflows.support import (
+    continued_state,
     fast,
     handle_of,
     log_row,
@@ -22,6 +26,7 @@ from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities
 from workflows.client import replace_content
+from workflows.log_workflow import LogWorkflow
 from workflows.models import (
     LOG_STATE,
     UPDATE_FORCE_AGGREGATE,
@@ -29,6 +34,7 @@ from workflows.models import (
     ForceAggregateInput,
     LifecycleResult,
     LogState,
+    Phase,
     RearchiveInput,
     ReplaceContentInput,
 )
@@ -175,6 +181,92 @@ async def test_verify_failed_keeps_the_log_until_a_rearchive_succeeds(
             )
             assert result.archived is True
             state = await handle.result()
-    assert state.state == LogState.DONE and state.archive_attempts == 3
+    assert state.state == LogState.DONE and state.stats.archive_attempts == 3
     assert (await log_row(pool, job_id))["purged_at"] is not None
     await record(handle, "verify_failed_then_rearchive")
+
+
+@pytest.mark.parametrize("point", ["aggregate_log", "archive_log", "verify_archive"])
+async def test_rearchive_sent_mid_round_is_answered_after_a_rewrite(
+    temporal_client: Client,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+    point: str,
+) -> None:
+    """Whatever step the round in flight is at, the answer follows an archive written after
+    the request (the round in flight cannot answer for it)."""
+    lingering = fast(settings, logs_grace_period_s=30)  # the run outlives the round
+    rewrites: list[bool] = []
+    asked: list[tuple[int, asyncio.Task[LifecycleResult]]] = []
+
+    async def note_archive(inp: Any) -> None:
+        rewrites.append(inp.rewrite)
+
+    async def send_rearchive(_: Any) -> None:
+        update = handle_of(temporal_client, job_id).execute_update(
+            UPDATE_REARCHIVE, RearchiveInput("mid-round"), result_type=LifecycleResult
+        )
+        asked.append((len(rewrites), asyncio.create_task(update)))
+
+    # The recorder is inner: an archive that just ended is counted before the request.
+    interceptors = [
+        AfterActivity(point, send_rearchive),
+        AfterActivity("archive_log", note_archive, times=99),
+    ]
+    activities = lifecycle_activities(pool, store)
+    async with build_worker(temporal_client, lingering, activities, interceptors=interceptors):
+        await store_parts(pool, job_id, PARTS, final=2)
+        handle = await send(temporal_client, lingering, job_id, PARTS, final=2)
+        await assert_eventually(lambda: _asked(asked))
+        mark, update = asked[0]
+        result = await update
+        answered = len(rewrites)
+        await handle.terminate("test done")
+    if point == "archive_log":
+        await record(handle, "rearchive_mid_round")
+    assert result.archived and result.served
+    assert True in rewrites[mark:answered], (point, mark, rewrites)
+    assert await store.fetch(job_id) == b"a\nb\n"
+
+
+async def _asked(asked: list[Any]) -> None:
+    assert asked
+
+
+async def test_verify_failed_log_continues_as_new_under_resent_signals(
+    temporal_client: Client, settings: Settings, pool: asyncpg.Pool, job_id: int
+) -> None:
+    """Thousands of resent parts to a verify_failed log: the run continues as new (the
+    signal budget), still verify_failed, still unpurged."""
+    limited = fast(settings, logs_max_archive_attempts=1)
+    async with open_store(limited) as store:
+        corrupt = AfterActivity("archive_log", corrupt_archive(store), times=99)
+        activities = lifecycle_activities(pool, store)
+        async with build_worker(temporal_client, limited, activities, interceptors=[corrupt]):
+            await store_parts(pool, job_id, PARTS, final=2)
+            handle = await send(temporal_client, limited, job_id, PARTS, final=2)
+
+            async def failed() -> None:
+                described = await handle.describe()
+                assert described.typed_search_attributes.get(LOG_STATE) == "verify_failed"
+
+            await assert_eventually(failed)
+            gate = asyncio.Semaphore(50)
+
+            async def resend(n: int) -> None:
+                async with gate:
+                    await send(temporal_client, limited, job_id, {n % 3: PARTS[n % 3]}, final=2)
+
+            resent = limited.logs_max_signals_per_run + 500
+            await asyncio.gather(*(resend(n) for n in range(resent)))
+            carried = await continued_state(temporal_client, handle.id)
+            assert carried.phase is Phase.HOLD and carried.known == {0, 1, 2}
+            status = await handle_of(temporal_client, job_id).query(LogWorkflow.status)
+            assert status.state == LogState.VERIFY_FAILED
+            await assert_eventually(failed)
+            await handle.terminate("test done")
+    row = await log_row(pool, job_id)
+    assert row["purged_at"] is None and row["content"] == "a\nb\n"
+    assert corrupt.fired == 1  # resent parts are no reason to archive again

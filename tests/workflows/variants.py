@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from workflows.log_workflow import LogWorkflow
-from workflows.models import WORKFLOW_TYPE, LogWorkflowInput, LogWorkflowState
+from workflows.models import WORKFLOW_TYPE, LogWorkflowInput, LogWorkflowState, Phase
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -14,5 +14,5 @@ class SkipsTheDatabaseRead(LogWorkflow):
 
     @workflow.run
     async def run(self, inp: LogWorkflowInput) -> LogWorkflowState:
-        self._s.loaded = True
+        self._s.phase = Phase.WAIT
         return await super().run(inp)
