@@ -78,8 +78,6 @@ class Settings(BaseSettings):
     worker_shutdown_grace_s: float = Field(default=20, ge=0)
     # A workflow cached by a worker that died moves to another worker after this long.
     worker_sticky_timeout_s: float = Field(default=10, gt=0)
-    # PUT /logs content travels in a Temporal update, whose payloads are capped at 2 MiB.
-    logs_max_put_bytes: int = Field(default=1 << 20, ge=1)
 
     # AMQP names are settings so that tests and sharded setups can use their own.
     amqp_exchange: str = "reporting"

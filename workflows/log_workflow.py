@@ -101,7 +101,7 @@ class LogWorkflow:
         """PUT /logs/:job_id: replace (or clear) the content; answers once it is archived."""
         await workflow.wait_condition(lambda: self._s.loaded)
         done = await self._steps.replace(inp, self._replaced)
-        if inp.content is None:
+        if inp.upload_id is None:
             return ReplaceContentResult(done.log_id, archived=False)
         rounds = self._s.archive_rounds
         await self._wait_for(
@@ -114,8 +114,8 @@ class LogWorkflow:
     def _validate_replace(self, inp: ReplaceContentInput) -> None:
         if inp.removed_by is not None and inp.removed_by < 1:
             raise ValueError(f"removed_by must be a user id, got {inp.removed_by}")
-        if inp.content is not None and "\x00" in inp.content:
-            raise ValueError("content must not contain NUL characters")
+        if inp.upload_id is not None and not inp.checksum_ok():
+            raise ValueError("an upload needs the hex SHA-256 of its content")
 
     @workflow.update(name=UPDATE_FORCE_AGGREGATE)
     async def force_aggregate(self, inp: ForceAggregateInput) -> LifecycleResult:

@@ -58,10 +58,20 @@ class LogTimings:
 
 @dataclass
 class ReplaceContentInput:
-    """What `PUT /logs/:job_id` does: replace the content (None clears it), maybe a removal."""
+    """What `PUT /logs/:job_id` does: replace the content, or clear it, maybe as a removal.
 
-    content: str | None
+    The new text is not here (claim check): the API stored it as row `upload_id` of
+    `log_uploads`, with its hex SHA-256, which the replace activity checks. No upload clears.
+    """
+
+    upload_id: int | None
+    sha256: str | None = None
     removed_by: int | None = None
+
+    def checksum_ok(self) -> bool:
+        """Whether `sha256` has the shape of a hex SHA-256 (64 lowercase hex digits)."""
+        digest = self.sha256 or ""
+        return len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
 
 
 @dataclass

@@ -203,11 +203,13 @@ class Steps:
         self, inp: ReplaceContentInput, replaced: Callable[[ReplaceResult], None]
     ) -> ReplaceResult:
         """PUT /logs: replace the content and, when cleared, delete the archive, as one step."""
-        request = ReplaceInput(self._job_id, inp.content, inp.removed_by, str(workflow.uuid4()))
+        request = ReplaceInput(
+            self._job_id, inp.upload_id, inp.sha256, inp.removed_by, str(workflow.uuid4())
+        )
         async with self._lock:  # no archive may slip in between the two
             done = await self._execute(REPLACE_CONTENT, request, "replace the content (PUT /logs)")
             replaced(done)
-            if inp.content is None:
+            if inp.upload_id is None:
                 removal = RemoveArchiveInput(self._job_id, done.content_version)
                 await self._execute(REMOVE_ARCHIVE, removal, "delete the cleared log's archive")
         return done

@@ -114,7 +114,6 @@ def api_settings(
             "logs_quiet_period_s": 0.2,
             "logs_grace_period_s": 0.2,
             "logs_purge_delay_s": 0,
-            "logs_max_put_bytes": 64 * 1024,
             "api_max_body_bytes": 256 * 1024,
             "max_part_bytes": 16 * 1024,
         }
