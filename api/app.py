@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors
+from api import access_log, errors
 from api.limits import BodyLimit
 from api.metrics import RequestMetrics
 from api.routes import health, log_parts, logs, metrics, pusher, uptime, viewer
@@ -25,6 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
         # travis-api and travis-worker do not always label their JSON bodies.
         strict_content_type=False,
     )
+    access_log.install()  # before uvicorn logs the first request of this app
     errors.install(app)
     for module in (uptime, health, metrics, logs, log_parts, pusher, viewer):
         app.include_router(module.router)

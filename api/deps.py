@@ -10,7 +10,9 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
-from api.auth import GRANT_HEADER, require_reader, require_token
+from api.auth import GRANT_HEADER, require_token
+from api.probes import BrokerProbe
+from api.sessions import require_reader
 from api.state import State
 from ingest.intake import PartIntake
 from travis_logs.archive_store import ArchiveStore
@@ -55,6 +57,10 @@ def get_s3(request: Request) -> Any:
     return _state(request)["s3"]
 
 
+def get_broker(request: Request) -> BrokerProbe:
+    return _state(request)["broker"]
+
+
 def get_started_at(request: Request) -> float:
     return _state(request)["started_at"]
 
@@ -67,6 +73,7 @@ IntakeDep = Annotated[PartIntake, Depends(get_intake)]
 OccupancyDep = Annotated[OccupancyStore, Depends(get_occupancy)]
 JwtKeyDep = Annotated[RSAPublicKey | None, Depends(get_jwt_key)]
 S3Dep = Annotated[Any, Depends(get_s3)]
+BrokerDep = Annotated[BrokerProbe, Depends(get_broker)]
 StartedAtDep = Annotated[float, Depends(get_started_at)]
 
 # Declared as security schemes so that /docs offers an "Authorize" button for them.

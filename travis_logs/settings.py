@@ -102,6 +102,24 @@ class Settings(BaseSettings):
     # Port of the ingest's prometheus /metrics; unset: not served.
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # How the API trusts callers and keeps what it must not show.
+    # travis-worker's JWTs must carry `exp`; `aud` and `iss` are checked only when set here.
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_s: float = Field(default=30, ge=0)
+    # Signs viewer grants and cookies (unset: a key derived from AUTH_TOKEN); rotating it
+    # revokes every grant and cookie at once. Grants outlive the 3 h force timeout of a job.
+    viewer_secret: SecretStr | None = None
+    viewer_grant_ttl_s: int = Field(default=4 * 3600, ge=1)
+    viewer_session_ttl_s: int = Field(default=8 * 3600, ge=1)
+    # The viewer cookie is Secure; false only where the viewer is served over plain http.
+    viewer_cookie_secure: bool = True
+    # /healthz keeps one broker connection and tries again at most this often when it is down.
+    health_broker_retry_s: float = Field(default=10, ge=0)
+    # Dead-lettered messages expire after this long, so the dead-letter queue cannot grow
+    # without bound while nobody reads it.
+    ingest_dead_letter_ttl_s: int = Field(default=7 * 86400, ge=1)
+
     # Ports of the embedded one-machine stack (`travis-logs dev`).
     dev_temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     dev_s3_port: int = Field(default=9000, ge=1, le=65535)

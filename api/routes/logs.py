@@ -13,6 +13,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 
 from api import queries, uploads
@@ -24,7 +25,7 @@ from api.deps import (
     TemporalDep,
     TokenAuth,
 )
-from api.errors import ApiError
+from api.errors import ApiError, describe_validation
 from api.reading import read_log
 from api.schemas import LogId, LogItem, LogOut, LogRecord, Message, UserId
 from ingest.parts import clean, clean_text
@@ -52,6 +53,16 @@ RAW_BODY = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+MULTI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": LogItem.model_json_schema()}}
+        },
+    }
+}
+# Read by hand after the token check (FastAPI parses declared bodies before dependencies).
+_ITEMS = TypeAdapter(list[LogItem])
 # Updates in flight at once for one POST /logs/multi.
 MULTI_CONCURRENCY = 8
 
@@ -82,11 +93,15 @@ async def replace_log(
     return LogRecord.model_validate({**row, "content": content or None})
 
 
-@router.post("/logs/multi", status_code=204, responses=TOO_LARGE)
+@router.post("/logs/multi", status_code=204, responses=TOO_LARGE, openapi_extra=MULTI_BODY)
 async def replace_logs(
-    items: list[LogItem], settings: SettingsDep, pool: PoolDep, temporal: TemporalDep
+    request: Request, settings: SettingsDep, pool: PoolDep, temporal: TemporalDep
 ) -> Response:
     """Replace several logs: `[{"job_id", "content", "removed_by"}]`."""
+    try:
+        items = _ITEMS.validate_json(await request.body())
+    except ValidationError as err:
+        raise ApiError(400, describe_validation(err.errors())) from None
     async with pool.acquire() as conn:
         changes = [
             (
