@@ -29,7 +29,7 @@ class BrokerProbe:
         self._failed_at: float | None = None
         self._error = ""
         self._lock = asyncio.Lock()
-        self.connections_opened = 0
+        self.attempts = 0  # connections tried: what the retry interval bounds
 
     def _is_open(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
@@ -47,6 +47,7 @@ class BrokerProbe:
 
     async def _connect(self) -> None:
         await self.aclose()
+        self.attempts += 1
         connection = aio_pika.Connection(URL(self._url))
         try:
             await connection.connect(timeout=CONNECT_TIMEOUT_S)
@@ -58,7 +59,6 @@ class BrokerProbe:
             )
             raise ConnectionError(self._error) from None
         self._connection, self._failed_at = connection, None
-        self.connections_opened += 1
 
     async def aclose(self) -> None:
         if self._connection is not None:
