@@ -34,7 +34,7 @@ from api.reading import PartsQuery, read_parts
 from api.schemas import LogPartIn, LogPartItem, LogPartOut, LogParts, Message
 from ingest.parts import decode_log, part_number
 from travis_logs.errors import InvalidLogPart
-from travis_logs.parts import LAST_PART_NUMBER, LogPart
+from travis_logs.parts import LogPart
 from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ class PartRefused(Exception):
 def _numbers(text: str) -> list[int]:
     """`part_numbers=1,2,3` as travis-api sends it."""
     try:
-        return [part_number(int(n)) for n in text.split(",") if n.strip()]
-    except (ValueError, InvalidLogPart):
+        return [part_number(n.strip()) for n in text.split(",") if n.strip()]
+    except InvalidLogPart:
         raise ApiError(400, "part_numbers must be comma-separated part numbers") from None
 
 
@@ -107,14 +107,14 @@ async def get_parts(
     return LogParts(type_="log_parts", log_parts=parts, job_id=job_id)
 
 
-def _to_part(settings: Settings, job_id: int, number: int, content: str, final: bool) -> LogPart:
+def _to_part(settings: Settings, job_id: int, number: int, part: LogPartIn) -> LogPart:
     try:
-        text = decode_log(content, "base64")
+        text = decode_log(part.content, part.encoding)
     except InvalidLogPart as err:
         raise PartRefused("bad_content", err.reason) from None
     if len(text.encode()) > settings.max_part_bytes:
         raise PartRefused("too_large", f"the part exceeds MAX_PART_BYTES={settings.max_part_bytes}")
-    return LogPart(job_id=job_id, number=number, content=text, final=final)
+    return LogPart(job_id=job_id, number=number, content=text, final=part.final)
 
 
 def part_writer_auth(
@@ -144,8 +144,7 @@ async def put_part(
     except ValidationError as err:
         raise ApiError(400, describe_validation(err.errors())) from None
     try:
-        value = LAST_PART_NUMBER if number == "last" else part_number(int(number))
-        stored = _to_part(settings, job_id, value, part.content, part.final)
+        stored = _to_part(settings, job_id, part_number(number), part)
     except InvalidLogPart as err:
         raise ApiError(400, err.reason) from None
     except PartRefused as err:
@@ -174,7 +173,7 @@ def _item_part(settings: Settings, key: RSAPublicKey | None, raw: Any) -> LogPar
         raise PartRefused("invalid", "not a log part") from None
     if key is None or not jwt_allows(settings, key, item.tok, item.job_id):
         raise PartRefused("unauthorized", f"no valid token for job {item.job_id}")
-    return _to_part(settings, item.job_id, item.number, item.content, item.final)
+    return _to_part(settings, item.job_id, item.number, item)
 
 
 @router.post("/log-parts/multi", status_code=204, openapi_extra=MULTI_BODY)
