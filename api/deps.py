@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Depends, Path, Request
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from api.auth import GRANT_HEADER, require_token
@@ -76,14 +76,29 @@ S3Dep = Annotated[Any, Depends(get_s3)]
 BrokerDep = Annotated[BrokerProbe, Depends(get_broker)]
 StartedAtDep = Annotated[float, Depends(get_started_at)]
 
-# Declared as security schemes so that /docs offers an "Authorize" button for them.
-_authorization = APIKeyHeader(
-    name="Authorization", auto_error=False, description="`token <AUTH_TOKEN>` or `Bearer <jwt>`"
+# Declared as security schemes so that /docs offers an "Authorize" button for each. The
+# Authorization header carries either travis-api's token or a worker's JWT: two schemes.
+_token = APIKeyHeader(
+    name="Authorization",
+    scheme_name="token",
+    auto_error=False,
+    description="travis-api's `token <AUTH_TOKEN>` (enter it with the `token ` prefix)",
+)
+_jwt = HTTPBearer(
+    scheme_name="jwt",
+    bearerFormat="JWT",
+    auto_error=False,
+    description="travis-worker's RS512 JWT: `sub` is the job id, `exp` required",
 )
 _grant = APIKeyHeader(
-    name=GRANT_HEADER, auto_error=False, description="the viewer page's grant for one job"
+    name=GRANT_HEADER,
+    scheme_name="grant",
+    auto_error=False,
+    description="the viewer page's grant for one job (expires; see README)",
 )
-AuthorizationDep = Annotated[str | None, Depends(_authorization)]
+AuthorizationDep = Annotated[str | None, Depends(_token)]
+# Only declares the Bearer scheme in the document: the check reads AuthorizationDep.
+JwtSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_jwt)]
 GrantDep = Annotated[str | None, Depends(_grant)]
 
 JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a Travis job id")]

@@ -24,6 +24,7 @@ from api.deps import (
     IntakeDep,
     JobId,
     JwtKeyDep,
+    JwtSchemeDep,
     PoolDep,
     ReaderAuth,
     SettingsDep,
@@ -118,7 +119,11 @@ def _to_part(settings: Settings, job_id: int, number: int, part: LogPartIn) -> L
 
 
 def part_writer_auth(
-    settings: SettingsDep, key: JwtKeyDep, authorization: AuthorizationDep, job_id: JobId
+    settings: SettingsDep,
+    key: JwtKeyDep,
+    authorization: AuthorizationDep,
+    jwt_scheme: JwtSchemeDep,
+    job_id: JobId,
 ) -> None:
     """A JWT whose `sub` is this job (Bearer), or travis-api's token."""
     require_part_writer(settings, key, authorization, job_id)
@@ -176,13 +181,19 @@ def _item_part(settings: Settings, key: RSAPublicKey | None, raw: Any) -> LogPar
     return _to_part(settings, item.job_id, item.number, item)
 
 
-@router.post("/log-parts/multi", status_code=204, openapi_extra=MULTI_BODY)
+@router.post(
+    "/log-parts/multi",
+    status_code=204,
+    openapi_extra=MULTI_BODY,
+    responses={413: {"model": Message, "description": "body larger than API_MAX_BODY_BYTES"}},
+)
 async def post_parts(
     request: Request,
     settings: SettingsDep,
     key: JwtKeyDep,
     intake: IntakeDep,
     authorization: AuthorizationDep,
+    jwt_scheme: JwtSchemeDep,
 ) -> Response:
     """Store a batch of parts; each item needs its own JWT (`tok`), bad items are dropped."""
     if authorization is None:
