@@ -3,8 +3,8 @@
 Access follows what travis-web does. With public channels (PUSHER_PRIVATE_CHANNELS=false,
 an open-source deployment) the page is public like a public repository's log: anyone can
 subscribe to `job-<id>` anyway. With private channels the page needs travis-api's token,
-either as `Authorization: token ...` (a proxy in front of it) or once as `?token=...`, which
-sets a session cookie for this one job (`api.sessions`) and redirects to the clean URL; the
+either as `Authorization: token ...` (a proxy in front of it) or once, as `?token=...` or
+posted to `/jobs/<id>/session` as a form field `token`, which sets a session cookie for this one job (`api.sessions`) and redirects to the clean URL; the
 access log never shows query strings (`api.access_log`). Either way the page embeds a grant for
 its one job, which it sends as `X-Log-Grant` to `GET /log-parts/:id` (gap filling) and
 `POST /pusher/auth` (the private channel); the grant reads nothing else.
@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -150,6 +151,16 @@ async def viewer_page(
     _require_viewer(settings, job_id, authorization, request.cookies.get(VIEWER_COOKIE))
     view = await viewer_log(pool, archive, job_id)
     return HTMLResponse(render(settings, view), headers=page_headers(settings, job_id))
+
+
+@router.post("/jobs/{job_id}/session")
+async def sign_in(job_id: JobId, request: Request, settings: SettingsDep) -> Response:
+    """The form way to sign in (`token=...` in the body): the token never enters a URL."""
+    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+    tokens = form.get("token", [])
+    if len(tokens) != 1:
+        raise ApiError(400, "token is required once")
+    return _sign_in(settings, job_id, tokens[0])
 
 
 def _pusher_js_dir() -> Path | None:

@@ -120,6 +120,18 @@ async def test_private_viewer_sign_in_sets_a_cookie_without_the_token(
         assert (await browser.get(f"/jobs/{job_id + 1}", headers=session)).status_code == 403
 
 
+async def test_private_viewer_sign_in_by_form(private_api: str, job_id: int) -> None:
+    """POST /jobs/N/session with the token as a form field sets the same cookie."""
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        wrong = await browser.post(f"/jobs/{job_id}/session", data={"token": "nope"})
+        assert wrong.status_code == 403
+        assert (await browser.post(f"/jobs/{job_id}/session", data={})).status_code == 400
+        response = await browser.post(f"/jobs/{job_id}/session", data={"token": TOKEN})
+        assert (response.status_code, response.headers["location"]) == (303, f"/jobs/{job_id}")
+        session = {"Cookie": f"{VIEWER_COOKIE}={response.cookies[VIEWER_COOKIE]}"}
+        assert (await browser.get(f"/jobs/{job_id}", headers=session)).status_code == 200
+
+
 async def test_cookie_secure_flag_can_be_turned_off_for_plain_http(
     private_settings: Settings, job_id: int
 ) -> None:
