@@ -112,7 +112,8 @@ class ReplaceInput:
     """PUT /logs/:job_id as the replace update applies it; request_id makes a retry a no-op."""
 
     job_id: int
-    content: str | None
+    upload_id: int | None  # a `log_uploads` row; None clears the content
+    sha256: str | None
     removed_by: int | None
     request_id: str
 

@@ -6,12 +6,17 @@ removed_by, removed_at) and also resets what only this service keeps: the part i
 final number (a restarted job streams from part 0 again) and purged_at (the content column
 is the truth again). The workflow then archives the new content, or deletes the archive when
 the content was cleared, so that a removed log is not served from S3.
+
+The new content comes as a claim check: the API stored it in `log_uploads` and the update
+names the row and its SHA-256. The row is copied into `logs.content` inside PostgreSQL (the
+text never passes through the worker either) and deleted in the same transaction.
 """
 
 from __future__ import annotations
 
 import asyncpg
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.models import (
     REMOVE_ARCHIVE,
@@ -28,15 +33,23 @@ _LOCK = """
 SELECT id, content_version, replace_request FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
 _DELETE_PARTS = "DELETE FROM log_parts WHERE log_id = $1"
+# NULL when the upload is missing, false when its text no longer has the announced checksum.
+_UPLOAD_INTACT = """
+SELECT encode(sha256(convert_to(content, 'UTF8')), 'hex') = $3
+FROM log_uploads WHERE id = $1 AND job_id = $2
+"""
 _REPLACE = """
-UPDATE logs SET content = $2,
-       aggregated_at = CASE WHEN $2::text IS NULL THEN NULL ELSE now() END,
+UPDATE logs SET content = (SELECT u.content FROM log_uploads u WHERE u.id = $2),
+       aggregated_at = CASE WHEN $2::bigint IS NULL THEN NULL ELSE now() END,
        archived_at = NULL, archive_verified = NULL, purged_at = NULL, updated_at = now(),
        removed_by = $3, removed_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() END,
        final_number = NULL, part_numbers = '{}', part_sizes = '{}',
        content_version = content_version + 1, replace_request = $4
 WHERE id = $1 RETURNING content_version
 """
+_DELETE_UPLOAD = "DELETE FROM log_uploads WHERE id = $1"
+# Uploads of API processes that died before their update ran; far older than any retry.
+_SWEEP_UPLOADS = "DELETE FROM log_uploads WHERE created_at < now() - interval '7 days'"
 _FORGET_ARCHIVE = """
 UPDATE logs SET archive_version = NULL, archive_size = NULL, archive_sha256 = NULL,
        archived_at = NULL, archive_verified = NULL
@@ -59,10 +72,14 @@ class ReplaceActivities:
             row = await conn.fetchrow(_LOCK, inp.job_id)
             if row["replace_request"] == inp.request_id:
                 return ReplaceResult(row["id"], row["content_version"])
+            if inp.upload_id is not None:
+                await _check_upload(conn, inp)
             await conn.execute(_DELETE_PARTS, row["id"])
             version = await conn.fetchval(
-                _REPLACE, row["id"], inp.content, inp.removed_by, inp.request_id
+                _REPLACE, row["id"], inp.upload_id, inp.removed_by, inp.request_id
             )
+            await conn.execute(_DELETE_UPLOAD, inp.upload_id)
+            await conn.execute(_SWEEP_UPLOADS)
         return ReplaceResult(row["id"], version)
 
     @activity.defn(name=REMOVE_ARCHIVE.name)
@@ -71,3 +88,20 @@ class ReplaceActivities:
         await self._store.delete(inp.job_id)
         status = await self._pool.execute(_FORGET_ARCHIVE, inp.job_id, inp.content_version)
         return RemoveArchiveResult(removed=status != "UPDATE 0")
+
+
+async def _check_upload(conn: asyncpg.Connection, inp: ReplaceInput) -> None:
+    """The claimed upload exists for this job and still has its checksum; else a final error."""
+    intact = await conn.fetchval(_UPLOAD_INTACT, inp.upload_id, inp.job_id, inp.sha256)
+    if intact is None:
+        raise ApplicationError(
+            f"upload {inp.upload_id} of job {inp.job_id} does not exist",
+            type="UploadMissing",
+            non_retryable=True,
+        )
+    if not intact:
+        raise ApplicationError(
+            f"upload {inp.upload_id} does not match its SHA-256",
+            type="UploadMismatch",
+            non_retryable=True,
+        )

@@ -2,16 +2,19 @@
 
 - `Authorization: token <AUTH_TOKEN>`: 500 when no token is configured, 403 when missing or
   wrong, compared in constant time (travis-logs' contract).
-- `Authorization: Bearer <jwt>` on the part routes: RS512, `sub` = the job id.
-- Viewer grants: the viewer page of job N carries `hmac(AUTH_TOKEN, "job-log:N")` and sends it
-  back as `X-Log-Grant` when it fills gaps from `GET /log-parts/N` or asks `POST /pusher/auth`
-  for `private-job-N`. A grant reads one job's log and nothing else.
+- `Authorization: Bearer <jwt>` on the part routes: RS512, `sub` = the job id, and an `exp`
+  (plus `aud`/`iss` when JWT_AUDIENCE/JWT_ISSUER are set).
+- Viewer grants (`api.sessions`): the viewer page of job N carries a short-lived grant for N,
+  which it sends back as `X-Log-Grant` to `GET /log-parts/N` and `POST /pusher/auth`.
+
+Every check here reads headers only, so a route can run it before it reads its body.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -24,7 +27,6 @@ from travis_logs.settings import Settings
 TOKEN_NOT_SET = "authentication token is not set"
 KEY_NOT_SET = "key is not set"
 GRANT_HEADER = "X-Log-Grant"
-VIEWER_COOKIE = "travis_logs_viewer"
 
 
 def configured_token(settings: Settings) -> str:
@@ -59,13 +61,24 @@ def load_jwt_key(settings: Settings) -> RSAPublicKey | None:
     return key
 
 
-def jwt_allows(key: RSAPublicKey, token: str, job_id: int | None) -> bool:
-    """True when `token` verifies with RS512 and, if `job_id` is given, its `sub` names it."""
+def jwt_allows(settings: Settings, key: RSAPublicKey, token: str, job_id: int | None) -> bool:
+    """True when `token` verifies with RS512, has not expired and, given `job_id`, names it."""
     try:
-        claims = jwt.decode(token, key, algorithms=["RS512"])
+        claims = jwt.decode(token, key, **_jwt_rules(settings))
     except jwt.PyJWTError:
         return False
     return job_id is None or claims.get("sub") == str(job_id)
+
+
+def _jwt_rules(settings: Settings) -> dict[str, Any]:
+    # A token without `exp` would be good forever once leaked: it is refused.
+    return {
+        "algorithms": ["RS512"],
+        "options": {"require": ["exp"], "verify_aud": settings.jwt_audience is not None},
+        "audience": settings.jwt_audience,
+        "issuer": settings.jwt_issuer,
+        "leeway": settings.jwt_leeway_s,
+    }
 
 
 def require_part_writer(
@@ -77,7 +90,7 @@ def require_part_writer(
     if authorization.startswith("Bearer "):
         if key is None:
             raise ApiError(500, KEY_NOT_SET)
-        if not jwt_allows(key, authorization.removeprefix("Bearer "), job_id):
+        if not jwt_allows(settings, key, authorization.removeprefix("Bearer "), job_id):
             raise ApiError(403, "forbidden")
         return
     require_token(settings, authorization)
@@ -87,23 +100,3 @@ def multi_signature(tokens: list[str]) -> str:
     """travis-worker's `token sig:` header: SHA-1 over the items' `tok`s in body order."""
     # A checksum, not a credential: each item's own JWT decides whether it is accepted.
     return "token sig:" + hashlib.sha1("".join(tokens).encode()).hexdigest()
-
-
-def job_grant(settings: Settings, job_id: int) -> str:
-    token = configured_token(settings)
-    return hmac.new(token.encode(), f"job-log:{job_id}".encode(), hashlib.sha256).hexdigest()
-
-
-def viewer_session(settings: Settings) -> str:
-    """The viewer cookie's value: derived from AUTH_TOKEN, so the token itself is not stored."""
-    token = configured_token(settings)
-    return hmac.new(token.encode(), b"viewer-session", hashlib.sha256).hexdigest()
-
-
-def require_reader(
-    settings: Settings, authorization: str | None, grant: str | None, job_id: int
-) -> None:
-    """travis-api's token, or the viewer's grant for this one job."""
-    if grant is not None and same(grant, job_grant(settings, job_id)):
-        return
-    require_token(settings, authorization)

@@ -7,10 +7,12 @@ from typing import Annotated, Any, cast
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Depends, Path, Request
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from api.auth import GRANT_HEADER, require_reader, require_token
+from api.auth import GRANT_HEADER, require_token
+from api.probes import BrokerProbe
+from api.sessions import require_reader
 from api.state import State
 from ingest.intake import PartIntake
 from travis_logs.archive_store import ArchiveStore
@@ -55,6 +57,10 @@ def get_s3(request: Request) -> Any:
     return _state(request)["s3"]
 
 
+def get_broker(request: Request) -> BrokerProbe:
+    return _state(request)["broker"]
+
+
 def get_started_at(request: Request) -> float:
     return _state(request)["started_at"]
 
@@ -67,16 +73,32 @@ IntakeDep = Annotated[PartIntake, Depends(get_intake)]
 OccupancyDep = Annotated[OccupancyStore, Depends(get_occupancy)]
 JwtKeyDep = Annotated[RSAPublicKey | None, Depends(get_jwt_key)]
 S3Dep = Annotated[Any, Depends(get_s3)]
+BrokerDep = Annotated[BrokerProbe, Depends(get_broker)]
 StartedAtDep = Annotated[float, Depends(get_started_at)]
 
-# Declared as security schemes so that /docs offers an "Authorize" button for them.
-_authorization = APIKeyHeader(
-    name="Authorization", auto_error=False, description="`token <AUTH_TOKEN>` or `Bearer <jwt>`"
+# Declared as security schemes so that /docs offers an "Authorize" button for each. The
+# Authorization header carries either travis-api's token or a worker's JWT: two schemes.
+_token = APIKeyHeader(
+    name="Authorization",
+    scheme_name="token",
+    auto_error=False,
+    description="travis-api's `token <AUTH_TOKEN>` (enter it with the `token ` prefix)",
+)
+_jwt = HTTPBearer(
+    scheme_name="jwt",
+    bearerFormat="JWT",
+    auto_error=False,
+    description="travis-worker's RS512 JWT: `sub` is the job id, `exp` required",
 )
 _grant = APIKeyHeader(
-    name=GRANT_HEADER, auto_error=False, description="the viewer page's grant for one job"
+    name=GRANT_HEADER,
+    scheme_name="grant",
+    auto_error=False,
+    description="the viewer page's grant for one job (expires; see README)",
 )
-AuthorizationDep = Annotated[str | None, Depends(_authorization)]
+AuthorizationDep = Annotated[str | None, Depends(_token)]
+# Only declares the Bearer scheme in the document: the check reads AuthorizationDep.
+JwtSchemeDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_jwt)]
 GrantDep = Annotated[str | None, Depends(_grant)]
 
 JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a Travis job id")]

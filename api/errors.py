@@ -19,6 +19,14 @@ from travis_logs.errors import ArchiveMismatch
 
 log = logging.getLogger(__name__)
 
+# What every route may answer while PostgreSQL, Temporal or S3 is unreachable.
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "a backing service is unavailable; try again",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+    }
+}
+
 
 class ApiError(Exception):
     """An answer other than success, raised anywhere below a route."""

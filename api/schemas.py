@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ingest.parts import part_number
+from ingest import parts
 from travis_logs.errors import InvalidLogPart
 from travis_logs.parts import MAX_JOB_ID
 
 
-def _digits_to_int(value: object) -> object:
-    """travis' `/^[0-9]+$/`: an integer or a string of digits, never a bool or a float."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be an integer or a string of digits")
-    return value
+def _contract(rule: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An `ingest.parts` field rule as a pydantic validator (the AMQP and HTTP contract)."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return rule(value)
+        except InvalidLogPart as err:
+            raise ValueError(err.reason.partition(": ")[2]) from None
+
+    return validate
 
 
-def _part_number(value: object) -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    try:
-        return part_number(value)
-    except InvalidLogPart as err:
-        raise ValueError(err.reason) from None
-
-
-JobIdField = Annotated[int, BeforeValidator(_digits_to_int), Field(ge=1, le=MAX_JOB_ID)]
+JobIdField = Annotated[
+    int,
+    BeforeValidator(_contract(parts.job_id)),
+    Field(description="a job id: an integer or a string of digits"),
+]
 UserId = Annotated[int, Field(ge=1, le=MAX_JOB_ID)]
 PartNumber = Annotated[
     int,
-    BeforeValidator(_part_number),
-    Field(description='a part number, or "last" for after every other part'),
+    BeforeValidator(_contract(parts.part_number)),
+    Field(description='a part number (integer or digits), or "last" for after every other part'),
+]
+FinalFlag = Annotated[
+    bool, BeforeValidator(_contract(parts.final_flag)), Field(description="a JSON boolean")
+]
+Content = Annotated[
+    str,
+    BeforeValidator(_contract(parts.log_text)),
+    Field(description="the part's text; base64 when `encoding` is base64"),
+]
+Encoding = Annotated[
+    Literal["base64"] | None,
+    BeforeValidator(_contract(parts.encoding_of)),
+    Field(description='absent (plain text) or "base64"'),
 ]
 
 
@@ -92,12 +104,12 @@ class LogParts(_Typed):
 
 
 class LogPartIn(_Typed):
-    """The body of `PUT /log-parts/:job_id/:number`."""
+    """The body of `PUT /log-parts/:job_id/:number`; fields follow the AMQP contract."""
 
     type_: Literal["log_part"] = Field(alias="@type")
-    content: str = Field(description="the part's text, base64-encoded")
-    encoding: Literal["base64"]
-    final: bool = False
+    content: Content = ""
+    encoding: Encoding = None
+    final: FinalFlag = False
 
 
 class LogPartItem(LogPartIn):

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.auth import load_jwt_key
+from api.probes import BrokerProbe
 from ingest.intake import PartIntake
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
@@ -34,6 +35,7 @@ class State(TypedDict):
     intake: PartIntake
     occupancy: OccupancyStore
     jwt_key: RSAPublicKey | None
+    broker: BrokerProbe
     started_at: float
 
 
@@ -62,6 +64,8 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> State:
         settings, OccupancyCache(occupancy, settings.pusher_occupancy_ttl_s)
     )
     stack.push_async_callback(publisher.aclose)
+    broker = BrokerProbe(str(settings.rabbitmq_url), settings.health_broker_retry_s)
+    stack.push_async_callback(broker.aclose)
     return State(
         settings=settings,
         pool=pool,
@@ -71,5 +75,6 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> State:
         intake=PartIntake(pool, temporal, settings, publisher),
         occupancy=occupancy,
         jwt_key=jwt_key,
+        broker=broker,
         started_at=time.time(),
     )

@@ -22,6 +22,7 @@ import asyncpg
 from aio_pika.abc import AbstractExchange
 from aiormq.abc import DeliveredMessage
 from prometheus_client import Counter, Histogram
+from pydantic_core import from_json
 
 from ingest.intake import PartIntake, StoredBatch
 from ingest.parts import parse_message
@@ -187,8 +188,11 @@ class BatchConsumer:
         """Publish a copy with its reason, confirmed, before the batch ack covers the original."""
         reason = entry.reason or "unknown"
         DEAD_LETTERS.labels(reason.partition(":")[0]).inc()
-        log.warning("dead-lettering a message: %s", reason)
-        message = _dead_letter_copy(entry.message, reason)
+        job = entry.part.job_id if entry.part is not None else job_hint(entry.message.body)
+        log.warning(
+            "dead-lettering message %s of job %s: %s", message_id(entry.message), job, reason
+        )
+        message = _dead_letter_copy(entry.message, reason, self._settings.ingest_dead_letter_ttl_s)
         delays = backoff(0.1, MAX_BACKOFF_S)
         while not entry.message.channel.is_closed:
             delay = next(delays)
@@ -229,7 +233,29 @@ class BatchConsumer:
         await self._intake.push(parts)
 
 
-def _dead_letter_copy(message: DeliveredMessage, reason: str) -> aio_pika.Message:
+def job_hint(body: bytes) -> str:
+    """The job id a message that is no valid part claims to be of, for the log line."""
+    try:
+        payload = from_json(body)  # bounded nesting, unlike json.loads
+    except ValueError:
+        return "unknown"
+    value = payload.get("id") if isinstance(payload, dict) else None
+    return repr(value)[:40] if value is not None else "unknown"
+
+
+def message_id(message: DeliveredMessage) -> str:
+    """The AMQP message id, else travis-worker's part `uuid`, else the delivery tag."""
+    if message.header.properties.message_id:
+        return str(message.header.properties.message_id)
+    try:
+        payload = from_json(message.body)
+    except ValueError:
+        payload = None
+    uuid = payload.get("uuid") if isinstance(payload, dict) else None
+    return uuid[:80] if isinstance(uuid, str) else f"delivery-{message.delivery_tag}"
+
+
+def _dead_letter_copy(message: DeliveredMessage, reason: str, ttl_s: int) -> aio_pika.Message:
     properties = message.header.properties
     headers = dict(properties.headers or {})
     headers[REASON_HEADER] = reason
@@ -243,4 +269,8 @@ def _dead_letter_copy(message: DeliveredMessage, reason: str) -> aio_pika.Messag
         timestamp=properties.timestamp,
         type=properties.message_type,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        # A per-message TTL rather than a queue argument: the dead-letter queue of an
+        # existing deployment was declared without arguments, and redeclaring it with
+        # different ones fails. All copies share the TTL, so they expire in queue order.
+        expiration=ttl_s,
     )

@@ -1,4 +1,10 @@
-"""Log parts as travis-worker sends them: parsing, validation and content cleaning (no I/O)."""
+"""Log parts as travis-worker sends them: parsing, validation and content cleaning (no I/O).
+
+The field rules here are the one input contract: AMQP messages use them directly and the
+HTTP schemas (`api.schemas`) call the same functions, so both accept and reject the same
+shapes (README "Input contract"). As travis-logs did, ids and numbers may be integers or
+strings of ASCII digits; `final` is a JSON boolean; `encoding` is absent or "base64".
+"""
 
 from __future__ import annotations
 
@@ -30,9 +36,14 @@ def clean_text(text: str) -> str:
     return text
 
 
-def decode_log(log: str, encoding: str | None) -> str:
+ENCODINGS = (None, "base64")
+# Longer digit strings are out of range anyway; int() of a huge one is slow (and limited).
+_MAX_DIGITS = len(str(MAX_JOB_ID))
+
+
+def decode_log(log: str, encoding: object) -> str:
     """The part's text: base64-decoded when `encoding` says so, then cleaned."""
-    if encoding != "base64":
+    if encoding_of(encoding) is None:
         return clean_text(log)
     try:
         # Ruby's encode64 wraps lines; whitespace is not data.
@@ -60,44 +71,40 @@ def parse_message(body: bytes, max_part_bytes: int) -> LogPart:
 
 def part_from_payload(payload: dict[str, Any]) -> LogPart:
     """Validate the fields of a decoded payload (`id`, `log`, `number`, `final`, `encoding`)."""
-    log = payload.get("log")
-    if log is None:
-        log = ""  # a final marker may come without text
-    elif not isinstance(log, str):
-        raise InvalidLogPart(f"log: must be a string, got {type(log).__name__}")
-    encoding = payload.get("encoding")
     return LogPart(
-        job_id=_job_id(payload.get("id")),
+        job_id=job_id(payload.get("id")),
         number=part_number(payload.get("number")),
-        content=decode_log(log, encoding if isinstance(encoding, str) else None),
-        final=_final(payload.get("final")),
+        content=decode_log(log_text(payload.get("log")), payload.get("encoding")),
+        final=final_flag(payload.get("final")),
     )
 
 
+def job_id(value: object, field: str = "id") -> int:
+    """A job id: an integer or a string of digits, 1 to 2^63-1."""
+    number = _integer(value)
+    if number is None:
+        raise InvalidLogPart(f"{field}: must be an integer job id, got {_describe(value)}")
+    if not 0 < number <= MAX_JOB_ID:
+        raise InvalidLogPart(f"{field}: {value} is not a valid job id")
+    return number
+
+
 def part_number(value: object) -> int:
-    """A part number: a non-negative 32-bit integer, or "last"."""
+    """A part number: an integer or a string of digits, 0 to 2^31-1, or "last"."""
     if value == "last":
         return LAST_PART_NUMBER
-    if not _is_int(value):
+    number = _integer(value)
+    if number is None:
         raise InvalidLogPart(f'number: must be an integer or "last", got {_describe(value)}')
-    assert isinstance(value, int)
-    if value < 0:
-        raise InvalidLogPart(f"number: must not be negative, got {value}")
-    if value > LAST_PART_NUMBER:
+    if number < 0:
+        raise InvalidLogPart(f"number: must not be negative, got {number}")
+    if number > LAST_PART_NUMBER:
         raise InvalidLogPart(f"number: {value} is out of range (max {LAST_PART_NUMBER})")
-    return value
+    return number
 
 
-def _job_id(value: object) -> int:
-    if not _is_int(value):
-        raise InvalidLogPart(f"id: must be an integer job id, got {_describe(value)}")
-    assert isinstance(value, int)
-    if not 0 < value <= MAX_JOB_ID:
-        raise InvalidLogPart(f"id: {value} is not a valid job id")
-    return value
-
-
-def _final(value: object) -> bool:
+def final_flag(value: object) -> bool:
+    """`final`: a JSON boolean; absent (None) means false. "true" or 1 are not booleans."""
     if value is None:
         return False
     if not isinstance(value, bool):
@@ -105,9 +112,30 @@ def _final(value: object) -> bool:
     return value
 
 
-def _is_int(value: object) -> bool:
-    # JSON true/false arrive as bool, which Python counts as int.
-    return isinstance(value, int) and not isinstance(value, bool)
+def log_text(value: object) -> str:
+    """The text field (`log`, or `content` over HTTP); absent means empty (a final marker)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidLogPart(f"log: must be a string, got {type(value).__name__}")
+    return value
+
+
+def encoding_of(value: object) -> str | None:
+    """`encoding`: absent (plain text) or "base64"; anything else would store garbage."""
+    if value not in ENCODINGS:
+        raise InvalidLogPart(f'encoding: must be absent or "base64", got {_describe(value)}')
+    return None if value is None else "base64"
+
+
+def _integer(value: object) -> int | None:
+    """An int (not a bool: JSON true/false arrive as bool, which Python counts as int), or a
+    string of ASCII digits, as an int; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value) if len(value) <= _MAX_DIGITS else MAX_JOB_ID + 1
+    return None
 
 
 def _describe(value: object) -> str:

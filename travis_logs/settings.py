@@ -87,8 +87,6 @@ class Settings(BaseSettings):
     worker_shutdown_grace_s: float = Field(default=20, ge=0)
     # A workflow cached by a worker that died moves to another worker after this long.
     worker_sticky_timeout_s: float = Field(default=10, gt=0)
-    # PUT /logs content travels in a Temporal update, whose payloads are capped at 2 MiB.
-    logs_max_put_bytes: int = Field(default=1 << 20, ge=1)
 
     # AMQP names are settings so that tests and sharded setups can use their own.
     amqp_exchange: str = "reporting"
@@ -136,6 +134,24 @@ class Settings(BaseSettings):
     temporal_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # `json`: one JSON object a line (with job_id and workflow_id where they apply).
     log_format: Literal["text", "json"] = "text"
+
+    # How the API trusts callers and keeps what it must not show.
+    # travis-worker's JWTs must carry `exp`; `aud` and `iss` are checked only when set here.
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_s: float = Field(default=30, ge=0)
+    # Signs viewer grants and cookies (unset: a key derived from AUTH_TOKEN); rotating it
+    # revokes every grant and cookie at once. Grants outlive the 3 h force timeout of a job.
+    viewer_secret: SecretStr | None = None
+    viewer_grant_ttl_s: int = Field(default=4 * 3600, ge=1)
+    viewer_session_ttl_s: int = Field(default=8 * 3600, ge=1)
+    # The viewer cookie is Secure; false only where the viewer is served over plain http.
+    viewer_cookie_secure: bool = True
+    # /healthz keeps one broker connection and tries again at most this often when it is down.
+    health_broker_retry_s: float = Field(default=10, ge=0)
+    # Dead-lettered messages expire after this long, so the dead-letter queue cannot grow
+    # without bound while nobody reads it.
+    ingest_dead_letter_ttl_s: int = Field(default=7 * 86400, ge=1)
 
     # Ports of the embedded one-machine stack (`travis-logs dev`).
     dev_temporal_ui_port: int = Field(default=8233, ge=1, le=65535)

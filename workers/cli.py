@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -95,12 +96,25 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+# Settings whose values are credentials: an error names them but never shows what was given.
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "KEY")
+# `scheme://user:password@host`: the password part of any URL-like value.
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*):\S*@")  # greedy: a password may hold "@"
+
+
+def shown_input(name: str, value: object) -> str:
+    """What an error may say about a setting's value: nothing for secrets, URLs redacted."""
+    if any(word in name for word in _SECRET_WORDS):
+        return "the given value"
+    return repr(_URL_PASSWORD.sub(r"\1:***@", value)) if isinstance(value, str) else repr(value)
+
+
 def describe_validation_error(err: ValidationError) -> str:
-    """One line per bad setting, named as its environment variable."""
+    """One line per bad setting, named as its environment variable; no password shown."""
     lines = []
-    for e in err.errors():
+    for e in err.errors(include_url=False, include_input=True):
         name = ".".join(str(p) for p in e["loc"]).upper() or "settings"
-        lines.append(f"{name}: {e['msg']} (got {e.get('input')!r})")
+        lines.append(f"{name}: {e['msg']} (got {shown_input(name, e.get('input'))})")
     return "; ".join(lines)
 
 

@@ -59,22 +59,32 @@ class LogTimings:
 
 @dataclass
 class ReplaceContentInput:
-    """What `PUT /logs/:job_id` does: replace the content (None clears it), maybe a removal."""
+    """What `PUT /logs/:job_id` does: replace the content, or clear it, maybe as a removal.
 
-    content: str | None
+    The new text is not here (claim check): the API stored it as row `upload_id` of
+    `log_uploads`, with its hex SHA-256, which the replace activity checks. No upload clears.
+    """
+
+    upload_id: int | None
+    sha256: str | None = None
     removed_by: int | None = None
 
     @property
     def clears(self) -> bool:
         """True when the log is emptied instead of replaced."""
-        return self.content is None
+        return self.upload_id is None
 
     def validate(self) -> None:
-        """Refuse what the database would refuse, before the update is accepted."""
+        """Refuse what cannot be applied, before the update is accepted."""
         if self.removed_by is not None and self.removed_by < 1:
             raise ValueError(f"removed_by must be a user id, got {self.removed_by}")
-        if self.content is not None and "\x00" in self.content:
-            raise ValueError("content must not contain NUL characters")
+        if not self.clears and not self.checksum_ok():
+            raise ValueError("an upload needs the hex SHA-256 of its content")
+
+    def checksum_ok(self) -> bool:
+        """Whether `sha256` has the shape of a hex SHA-256 (64 lowercase hex digits)."""
+        digest = self.sha256 or ""
+        return len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
 
 
 @dataclass

@@ -96,7 +96,9 @@ class Steps:
         self, inp: ReplaceContentInput, replaced: Callable[[ReplaceResult], None]
     ) -> ReplaceResult:
         """PUT /logs: replace the content and, when cleared, delete the archive, as one step."""
-        request = ReplaceInput(self._job_id, inp.content, inp.removed_by, str(workflow.uuid4()))
+        request = ReplaceInput(
+            self._job_id, inp.upload_id, inp.sha256, inp.removed_by, str(workflow.uuid4())
+        )
         async with self._lock:  # no archive may slip in between the two
             done = await self._execute(REPLACE_CONTENT, request, "replace the content (PUT /logs)")
             replaced(done)

@@ -6,14 +6,11 @@ import asyncio
 import time
 from collections.abc import Awaitable
 
-import aio_pika
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from yarl import URL
 
-from api.deps import PoolDep, S3Dep, SettingsDep, TemporalDep
+from api.deps import BrokerDep, PoolDep, S3Dep, SettingsDep, TemporalDep
 from api.schemas import Health, ServiceCheck
-from travis_logs.db import redact
 
 router = APIRouter(tags=["service"])
 
@@ -34,17 +31,6 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-async def _rabbitmq(url: str) -> None:
-    connection = aio_pika.Connection(URL(url))
-    try:
-        await connection.connect(timeout=CHECK_TIMEOUT_S)
-    except Exception as err:  # its message may carry the password of the URL
-        raise ConnectionError(f"{redact(url)}: {type(err).__name__}") from None
-    finally:
-        # Also after a failed attempt: an unclosed Connection warns when it is collected.
-        await connection.close()
-
-
 async def _temporal(client: TemporalDep) -> None:
     if not await client.service_client.check_health():
         raise RuntimeError("the frontend reports itself unhealthy")
@@ -56,13 +42,13 @@ async def _temporal(client: TemporalDep) -> None:
     responses={503: {"model": Health, "description": "a service is unreachable"}},
 )
 async def healthz(
-    settings: SettingsDep, pool: PoolDep, temporal: TemporalDep, s3: S3Dep
+    settings: SettingsDep, pool: PoolDep, broker: BrokerDep, temporal: TemporalDep, s3: S3Dep
 ) -> JSONResponse:
     """Each backing service, checked now and in parallel; 503 when any one fails."""
     names = ("postgresql", "rabbitmq", "temporal", "s3")
     results = await asyncio.gather(
         _timed(pool.fetchval("SELECT 1")),
-        _timed(_rabbitmq(str(settings.rabbitmq_url))),
+        _timed(broker.check()),
         _timed(_temporal(temporal)),
         _timed(s3.head_bucket(Bucket=settings.s3_bucket)),
     )

@@ -2,18 +2,21 @@
 
 Written parts take the same path as parts from RabbitMQ (`PartIntake.accept`: store, push to
 Pusher, signal the workflow); a re-sent part is a no-op, so clients retry freely.
+
+Bodies are read only after the caller is authenticated (the credentials are headers; only
+travis-worker's `token sig:` needs the body, whose signature covers the items' tokens), and
+parsed by pydantic's JSON parser, which refuses absurd nesting with a 400 instead of recursing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from api.auth import jwt_allows, multi_signature, require_part_writer, same
 from api.deps import (
@@ -21,17 +24,18 @@ from api.deps import (
     IntakeDep,
     JobId,
     JwtKeyDep,
+    JwtSchemeDep,
     PoolDep,
     ReaderAuth,
     SettingsDep,
 )
-from api.errors import ApiError
+from api.errors import ApiError, describe_validation
 from api.metrics import DROPPED_PARTS
 from api.reading import PartsQuery, read_parts
 from api.schemas import LogPartIn, LogPartItem, LogPartOut, LogParts, Message
 from ingest.parts import decode_log, part_number
 from travis_logs.errors import InvalidLogPart
-from travis_logs.parts import LAST_PART_NUMBER, LogPart
+from travis_logs.parts import LogPart
 from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,13 @@ MULTI_BODY = {
         },
     }
 }
+PART_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": LogPartIn.model_json_schema(by_alias=True)}},
+    }
+}
+_ARRAY = TypeAdapter(list[Any])
 
 
 class PartRefused(Exception):
@@ -68,8 +79,8 @@ class PartRefused(Exception):
 def _numbers(text: str) -> list[int]:
     """`part_numbers=1,2,3` as travis-api sends it."""
     try:
-        return [part_number(int(n)) for n in text.split(",") if n.strip()]
-    except (ValueError, InvalidLogPart):
+        return [part_number(n.strip()) for n in text.split(",") if n.strip()]
+    except InvalidLogPart:
         raise ApiError(400, "part_numbers must be comma-separated part numbers") from None
 
 
@@ -97,18 +108,22 @@ async def get_parts(
     return LogParts(type_="log_parts", log_parts=parts, job_id=job_id)
 
 
-def _to_part(settings: Settings, job_id: int, number: int, content: str, final: bool) -> LogPart:
+def _to_part(settings: Settings, job_id: int, number: int, part: LogPartIn) -> LogPart:
     try:
-        text = decode_log(content, "base64")
+        text = decode_log(part.content, part.encoding)
     except InvalidLogPart as err:
         raise PartRefused("bad_content", err.reason) from None
     if len(text.encode()) > settings.max_part_bytes:
         raise PartRefused("too_large", f"the part exceeds MAX_PART_BYTES={settings.max_part_bytes}")
-    return LogPart(job_id=job_id, number=number, content=text, final=final)
+    return LogPart(job_id=job_id, number=number, content=text, final=part.final)
 
 
 def part_writer_auth(
-    settings: SettingsDep, key: JwtKeyDep, authorization: AuthorizationDep, job_id: JobId
+    settings: SettingsDep,
+    key: JwtKeyDep,
+    authorization: AuthorizationDep,
+    jwt_scheme: JwtSchemeDep,
+    job_id: JobId,
 ) -> None:
     """A JWT whose `sub` is this job (Bearer), or travis-api's token."""
     require_part_writer(settings, key, authorization, job_id)
@@ -119,18 +134,22 @@ def part_writer_auth(
     status_code=204,
     dependencies=[Depends(part_writer_auth)],
     responses={413: {"model": Message, "description": "part larger than MAX_PART_BYTES"}},
+    openapi_extra=PART_BODY,
 )
 async def put_part(
     job_id: JobId,
     number: Annotated[str, Path(pattern=r"^([0-9]+|last)$", description='a number or "last"')],
-    part: LogPartIn,
+    request: Request,
     settings: SettingsDep,
     intake: IntakeDep,
 ) -> Response:
     """Store one part: `{"@type": "log_part", "content": <base64>, "encoding": "base64"}`."""
     try:
-        value = LAST_PART_NUMBER if number == "last" else part_number(int(number))
-        stored = _to_part(settings, job_id, value, part.content, part.final)
+        part = LogPartIn.model_validate_json(await request.body())
+    except ValidationError as err:
+        raise ApiError(400, describe_validation(err.errors())) from None
+    try:
+        stored = _to_part(settings, job_id, part_number(number), part)
     except InvalidLogPart as err:
         raise ApiError(400, err.reason) from None
     except PartRefused as err:
@@ -141,24 +160,15 @@ async def put_part(
 
 async def _json_array(request: Request) -> list[Any]:
     try:
-        items = json.loads(await request.body())
-    except ValueError:
-        raise ApiError(400, "the body is not JSON") from None
-    if not isinstance(items, list):
-        raise ApiError(400, "the body must be a JSON array of log parts")
-    return items
+        return _ARRAY.validate_json(await request.body())
+    except ValidationError:
+        raise ApiError(400, "the body must be a JSON array of log parts") from None
 
 
-def _require_multi_writer(
-    settings: Settings, key: RSAPublicKey | None, authorization: str, items: list[Any]
-) -> None:
-    if authorization.startswith("token sig:"):
-        toks = [i.get("tok") if isinstance(i, dict) else None for i in items]
-        expected = multi_signature([t if isinstance(t, str) else "" for t in toks])
-        if not same(authorization, expected):
-            raise ApiError(403, "forbidden")
-        return
-    require_part_writer(settings, key, authorization, None)
+def _check_signature(authorization: str, items: list[Any]) -> None:
+    toks = [i.get("tok") if isinstance(i, dict) else None for i in items]
+    if not same(authorization, multi_signature([t if isinstance(t, str) else "" for t in toks])):
+        raise ApiError(403, "forbidden")
 
 
 def _item_part(settings: Settings, key: RSAPublicKey | None, raw: Any) -> LogPart:
@@ -166,24 +176,34 @@ def _item_part(settings: Settings, key: RSAPublicKey | None, raw: Any) -> LogPar
         item = LogPartItem.model_validate(raw)
     except ValidationError:
         raise PartRefused("invalid", "not a log part") from None
-    if key is None or not jwt_allows(key, item.tok, item.job_id):
+    if key is None or not jwt_allows(settings, key, item.tok, item.job_id):
         raise PartRefused("unauthorized", f"no valid token for job {item.job_id}")
-    return _to_part(settings, item.job_id, item.number, item.content, item.final)
+    return _to_part(settings, item.job_id, item.number, item)
 
 
-@router.post("/log-parts/multi", status_code=204, openapi_extra=MULTI_BODY)
+@router.post(
+    "/log-parts/multi",
+    status_code=204,
+    openapi_extra=MULTI_BODY,
+    responses={413: {"model": Message, "description": "body larger than API_MAX_BODY_BYTES"}},
+)
 async def post_parts(
     request: Request,
     settings: SettingsDep,
     key: JwtKeyDep,
     intake: IntakeDep,
     authorization: AuthorizationDep,
+    jwt_scheme: JwtSchemeDep,
 ) -> Response:
     """Store a batch of parts; each item needs its own JWT (`tok`), bad items are dropped."""
     if authorization is None:
         raise ApiError(403, "forbidden")
+    signed = authorization.startswith("token sig:")
+    if not signed:
+        require_part_writer(settings, key, authorization, None)
     items = await _json_array(request)
-    _require_multi_writer(settings, key, authorization, items)
+    if signed:
+        _check_signature(authorization, items)
     parts, dropped = [], Counter[str]()
     for raw in items:
         try:

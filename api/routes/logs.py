@@ -1,7 +1,8 @@
 """travis-api's log routes: read a log, find its id, replace or remove its content.
 
 Replacing goes through the job's LogWorkflow (an update, starting the workflow when no run is
-open), so the S3 archive follows the database. `POST /logs/multi` sends one update per item:
+open), so the S3 archive follows the database. The new text itself is stored by the API first
+and the update carries its claim check (`api.uploads`), never the text. `POST /logs/multi` sends one update per item:
 the items are not one transaction as in the original, but each is idempotent, so a client
 that gets an error sends the whole request again.
 """
@@ -12,9 +13,10 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 
-from api import queries
+from api import queries, uploads
 from api.deps import (
     ArchiveDep,
     JobId,
@@ -23,7 +25,7 @@ from api.deps import (
     TemporalDep,
     TokenAuth,
 )
-from api.errors import ApiError
+from api.errors import ApiError, describe_validation
 from api.reading import read_log
 from api.schemas import LogId, LogItem, LogOut, LogRecord, Message, UserId
 from ingest.parts import clean, clean_text
@@ -43,7 +45,7 @@ router = APIRouter(
 )
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "no log"}}
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": Message, "description": "content larger than LOGS_MAX_PUT_BYTES"}
+    413: {"model": Message, "description": "body larger than API_MAX_BODY_BYTES"}
 }
 RAW_BODY = {
     "requestBody": {
@@ -51,15 +53,18 @@ RAW_BODY = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+MULTI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": LogItem.model_json_schema()}}
+        },
+    }
+}
+# Read by hand after the token check (FastAPI parses declared bodies before dependencies).
+_ITEMS = TypeAdapter(list[LogItem])
 # Updates in flight at once for one POST /logs/multi.
 MULTI_CONCURRENCY = 8
-
-
-def _change(settings: Settings, content: str, removed_by: int | None) -> ReplaceContentInput:
-    """The update to send: empty content clears; 413 beyond what a Temporal update may carry."""
-    if len(content.encode()) > settings.logs_max_put_bytes:
-        raise ApiError(413, f"the log exceeds LOGS_MAX_PUT_BYTES={settings.logs_max_put_bytes}")
-    return ReplaceContentInput(content=content or None, removed_by=removed_by)
 
 
 @router.put(
@@ -77,25 +82,34 @@ async def replace_log(
     removed_by: Annotated[UserId | None, Query(description="user id: marks a removal")] = None,
 ) -> LogRecord:
     """Replace the content with the raw body (empty clears it); `removed_by` marks a removal."""
-    change = _change(settings, clean(await request.body()), removed_by)
+    content = clean(await request.body())
+    change = await uploads.stage(pool, job_id, content, removed_by)
     result = await replace_content(temporal, settings, job_id, change)
     row = await queries.log_by_id(pool, result.log_id)
     if row is None:
         raise ApiError(404, "log not found")
     # The update answers once the content is archived, and the lifecycle may purge the row's
     # copy right after: the content this request stored is what travis-api expects back.
-    return LogRecord.model_validate({**row, "content": change.content})
+    return LogRecord.model_validate({**row, "content": content or None})
 
 
-@router.post("/logs/multi", status_code=204, responses=TOO_LARGE)
+@router.post("/logs/multi", status_code=204, responses=TOO_LARGE, openapi_extra=MULTI_BODY)
 async def replace_logs(
-    items: list[LogItem], settings: SettingsDep, temporal: TemporalDep
+    request: Request, settings: SettingsDep, pool: PoolDep, temporal: TemporalDep
 ) -> Response:
     """Replace several logs: `[{"job_id", "content", "removed_by"}]`."""
-    changes = [
-        (item.job_id, _change(settings, clean_text(item.content or ""), item.removed_by))
-        for item in items
-    ]
+    try:
+        items = _ITEMS.validate_json(await request.body())
+    except ValidationError as err:
+        raise ApiError(400, describe_validation(err.errors())) from None
+    async with pool.acquire() as conn:
+        changes = [
+            (
+                i.job_id,
+                await uploads.stage(conn, i.job_id, clean_text(i.content or ""), i.removed_by),
+            )
+            for i in items
+        ]
     await _replace_all(temporal, settings, changes)
     return Response(status_code=204)
 

@@ -1,8 +1,8 @@
 """Pusher's side of the API: channel-existence webhooks and private-channel authorisation.
 
-`POST /pusher/auth` signs a subscription to `private-job-<id>` for a caller who may read that
-job's log: travis-api's token (a front end that checked the user's access to the repository,
-as travis-api does for travis-web), or the viewer page's grant for that one job.
+`POST /pusher/auth` signs a subscription to `private-job-<id>` only for the holder of a valid
+viewer grant for that job, issued while channels are private (`api.sessions`); a page whose
+grant expired is reloaded for a new one.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, Request, Response
 
-from api.auth import require_reader
-from api.deps import AuthorizationDep, GrantDep, OccupancyDep, SettingsDep
+from api import sessions
+from api.deps import GrantDep, OccupancyDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import ChannelAuth, Message
+from travis_logs.parts import MAX_JOB_ID
 from travis_logs.pusher.publisher import authenticate_channel, validate_webhook
 
 router = APIRouter(tags=["pusher"])
 
-_PRIVATE_JOB_CHANNEL = re.compile(r"private-job-([1-9][0-9]{0,17})")
+# Every bigint job id (up to 2^63-1, 19 digits); the value is range-checked after the match.
+_PRIVATE_JOB_CHANNEL = re.compile(r"private-job-([1-9][0-9]{0,18})")
 FORM_BODY = {
     "requestBody": {
         "required": True,
@@ -61,6 +63,13 @@ async def existence(
     return Response(status_code=204)
 
 
+def _private_job(channel: str) -> int:
+    match = _PRIVATE_JOB_CHANNEL.fullmatch(channel)
+    if match is None or int(match.group(1)) > MAX_JOB_ID:
+        raise ApiError(403, "only private-job-<id> channels are authorised here")
+    return int(match.group(1))
+
+
 def _form_field(form: dict[str, list[str]], name: str) -> str:
     values = form.get(name, [])
     if len(values) != 1 or not values[0]:
@@ -79,15 +88,15 @@ def _form_field(form: dict[str, list[str]], name: str) -> str:
     },
 )
 async def authorize_channel(
-    request: Request, settings: SettingsDep, authorization: AuthorizationDep, grant: GrantDep
+    request: Request, settings: SettingsDep, grant: GrantDep
 ) -> ChannelAuth:
     """Sign a pusher-js subscription to `private-job-<id>` (form: socket_id, channel_name)."""
+    if not grant:  # refused before the body is read
+        raise ApiError(403, "a viewer grant (X-Log-Grant) is required")
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     socket_id, channel = _form_field(form, "socket_id"), _form_field(form, "channel_name")
-    match = _PRIVATE_JOB_CHANNEL.fullmatch(channel)
-    if match is None:
-        raise ApiError(403, "only private-job-<id> channels are authorised here")
-    require_reader(settings, authorization, grant, int(match.group(1)))
+    if not sessions.valid(settings, sessions.GRANT, _private_job(channel), grant):
+        raise ApiError(403, "no valid viewer grant for this job's private channel")
     try:
         signed = authenticate_channel(settings, channel, socket_id)
     except ValueError as err:

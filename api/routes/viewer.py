@@ -3,10 +3,14 @@
 Access follows what travis-web does. With public channels (PUSHER_PRIVATE_CHANNELS=false,
 an open-source deployment) the page is public like a public repository's log: anyone can
 subscribe to `job-<id>` anyway. With private channels the page needs travis-api's token,
-either as `Authorization: token ...` (a proxy in front of it) or once as `?token=...`, which
-sets an HttpOnly cookie derived from the token and redirects to the clean URL. Either way the
-page embeds a grant for its one job, which it sends as `X-Log-Grant` to `GET /log-parts/:id`
-(gap filling) and `POST /pusher/auth` (the private channel); the grant reads nothing else.
+either as `Authorization: token ...` (a proxy in front of it) or once, as `?token=...` or
+posted to `/jobs/<id>/session` as a form field `token`, which sets a session cookie for this one job (`api.sessions`) and redirects to the clean URL; the
+access log never shows query strings (`api.access_log`). Either way the page embeds a grant for
+its one job, which it sends as `X-Log-Grant` to `GET /log-parts/:id` (gap filling) and
+`POST /pusher/auth` (the private channel); the grant reads nothing else.
+
+The page runs no inline script (its state is a JSON data block), so its Content-Security-Policy
+allows scripts from this origin only, and connections to this origin and the Pusher server.
 """
 
 from __future__ import annotations
@@ -19,22 +23,18 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import (
-    VIEWER_COOKIE,
-    configured_token,
-    job_grant,
-    require_token,
-    same,
-    viewer_session,
-)
+from api import sessions
+from api.auth import configured_token, require_token, same
 from api.deps import ArchiveDep, AuthorizationDep, JobId, PoolDep, SettingsDep
 from api.errors import ApiError
 from api.reading import ViewerLog, viewer_log
+from api.sessions import GRANT, SESSION, VIEWER_COOKIE
 from travis_logs.pusher.publisher import channel_name
 from travis_logs.settings import Settings
 
@@ -83,17 +83,46 @@ def _script_json(value: Any) -> str:
 
 def render(settings: Settings, view: ViewerLog) -> str:
     state = asdict(view) | {
-        "grant": job_grant(settings, view.job_id),
+        "grant": sessions.issue(settings, GRANT, view.job_id),
         "pusher": pusher_options(settings, view.job_id),
     }
     return _template().substitute(job_id=view.job_id, state=_script_json(state))
 
 
-def _require_viewer(settings: Settings, authorization: str | None, cookie: str | None) -> None:
-    configured_token(settings)  # grants are derived from it: 500 when it is unset
+def _pusher_sources(options: dict[str, Any]) -> str:
+    """Where pusher-js connects: the configured host, or Pusher Channels' cluster hosts."""
+    host = options["wsHost"]
+    if host:
+        where = f"{host}:{options['wsPort']}" if options["wsPort"] else host
+        return f"ws://{where} wss://{where}"
+    cluster = options["cluster"]
+    return f"wss://ws-{cluster}.pusher.com https://sockjs-{cluster}.pusher.com"
+
+
+def page_headers(settings: Settings, job_id: int) -> dict[str, str]:
+    """No caching, no framing, no inline script, no sniffing, no referrer."""
+    connect = _pusher_sources(pusher_options(settings, job_id))
+    policy = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {connect}; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+    return {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+def _require_viewer(
+    settings: Settings, job_id: int, authorization: str | None, cookie: str | None
+) -> None:
+    configured_token(settings)  # grants are signed with a key derived from it: 500 when unset
     if not settings.pusher_private_channels:
         return
-    if cookie is not None and same(cookie, viewer_session(settings)):
+    if sessions.valid(settings, SESSION, job_id, cookie):
         return
     require_token(settings, authorization)
 
@@ -101,8 +130,18 @@ def _require_viewer(settings: Settings, authorization: str | None, cookie: str |
 def _sign_in(settings: Settings, job_id: int, token: str) -> Response:
     if not same(token, configured_token(settings)):
         raise ApiError(403, "wrong token")
-    page = RedirectResponse(f"/jobs/{job_id}", status_code=303)
-    page.set_cookie(VIEWER_COOKIE, viewer_session(settings), httponly=True, samesite="strict")
+    page = RedirectResponse(
+        f"/jobs/{job_id}", status_code=303, headers={"Cache-Control": "no-store"}
+    )
+    page.set_cookie(
+        VIEWER_COOKIE,
+        sessions.issue(settings, SESSION, job_id),
+        max_age=sessions.ttl(settings, SESSION),
+        path=f"/jobs/{job_id}",  # the cookie opens this job's page and no other
+        secure=settings.viewer_cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
     return page
 
 
@@ -119,9 +158,19 @@ async def viewer_page(
     """The log viewer: ANSI colours, folds, line anchors, live parts."""
     if token is not None:
         return _sign_in(settings, job_id, token)
-    _require_viewer(settings, authorization, request.cookies.get(VIEWER_COOKIE))
+    _require_viewer(settings, job_id, authorization, request.cookies.get(VIEWER_COOKIE))
     view = await viewer_log(pool, archive, job_id)
-    return HTMLResponse(render(settings, view), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(render(settings, view), headers=page_headers(settings, job_id))
+
+
+@router.post("/jobs/{job_id}/session")
+async def sign_in(job_id: JobId, request: Request, settings: SettingsDep) -> Response:
+    """The form way to sign in (`token=...` in the body): the token never enters a URL."""
+    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+    tokens = form.get("token", [])
+    if len(tokens) != 1:
+        raise ApiError(400, "token is required once")
+    return _sign_in(settings, job_id, tokens[0])
 
 
 def _pusher_js_dir() -> Path | None:

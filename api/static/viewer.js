@@ -210,11 +210,16 @@
     statusEl.className = "status " + (cls || "");
   }
 
+  const loadedAt = Date.now();
+
   async function getParts(query) {
     const response = await fetch(`/log-parts/${state.job_id}?${query}`, {
       headers: { "X-Log-Grant": state.grant },
     });
     if (response.status === 404) return []; // no log yet
+    // The grant expired or its secret was rotated: a reload asks for a new one (or shows why
+    // not). Not within the first minute, so a refusing server cannot cause a reload loop.
+    if (response.status === 403 && Date.now() - loadedAt > 60000) location.reload();
     if (!response.ok) throw new Error(`GET /log-parts: ${response.status}`);
     return (await response.json()).log_parts;
   }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.aggregate import AggregateActivities
@@ -14,6 +16,7 @@ from activities.models import (
 )
 from activities.purge import PurgeActivities
 from activities.replace import ReplaceActivities
+from api.uploads import stage
 from tests.workflows.support import log_row, store_parts, stored_numbers
 from travis_logs.archive_store import ArchiveStore
 
@@ -38,7 +41,8 @@ async def test_replace_is_put_logs_and_a_repeated_request_is_a_no_op(
     """Parts deleted, content set, index and final reset; the same request twice bumps once."""
     await store_parts(pool, job_id, {0: "a\n", 1: ""}, final=1)
     replace = ReplaceActivities(pool, store)
-    request = ReplaceInput(job_id, "new\n", removed_by=None, request_id="r-1")
+    change = await stage(pool, job_id, "new\n", removed_by=None)
+    request = ReplaceInput(job_id, change.upload_id, change.sha256, None, request_id="r-1")
     first = await env.run(replace.replace_content, request)
     await store_parts(pool, job_id, {0: "restarted\n"})  # the restarted job's first part
     again = await env.run(replace.replace_content, request)
@@ -47,6 +51,7 @@ async def test_replace_is_put_logs_and_a_repeated_request_is_a_no_op(
     assert row["content"] == "new\n" and row["aggregated_at"] is not None
     assert row["final_number"] is None and row["part_numbers"] == []
     assert await stored_numbers(pool, job_id) == [0]  # the retry deleted nothing new
+    assert await pool.fetchval("SELECT count(*) FROM log_uploads WHERE job_id = $1", job_id) == 0
 
 
 async def test_replace_creates_the_row_and_clearing_removes_the_archive(
@@ -54,7 +59,7 @@ async def test_replace_creates_the_row_and_clearing_removes_the_archive(
 ) -> None:
     """PUT for an unknown job creates its log; clearing deletes the archived object."""
     replace = ReplaceActivities(pool, store)
-    done = await env.run(replace.replace_content, ReplaceInput(job_id, None, 42, "r-2"))
+    done = await env.run(replace.replace_content, ReplaceInput(job_id, None, None, 42, "r-2"))
     await store.put(job_id, b"old\n", version=0, parts=1, if_match=None)
     removal = RemoveArchiveInput(job_id, done.content_version)
     assert (await env.run(replace.remove_archive, removal)).removed
@@ -62,3 +67,24 @@ async def test_replace_creates_the_row_and_clearing_removes_the_archive(
     row = await log_row(pool, job_id)
     assert row["id"] == done.log_id and row["removed_by"] == 42 and row["content"] is None
     assert row["aggregated_at"] is None and row["removed_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind"),
+    [
+        ("DELETE FROM log_uploads WHERE id = $1", "UploadMissing"),
+        ("UPDATE log_uploads SET content = 'other' WHERE id = $1", "UploadMismatch"),
+    ],
+)
+async def test_replace_refuses_an_upload_it_cannot_trust(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int, tamper: str, kind: str
+) -> None:
+    """A claim check whose row is gone or whose text changed fails for good; nothing changes."""
+    await store_parts(pool, job_id, {0: "a\n"})
+    change = await stage(pool, job_id, "new\n", removed_by=None)
+    await pool.execute(tamper, change.upload_id)
+    request = ReplaceInput(job_id, change.upload_id, change.sha256, None, "r-3")
+    with pytest.raises(ApplicationError) as refused:
+        await env.run(ReplaceActivities(pool, store).replace_content, request)
+    assert (refused.value.type, refused.value.non_retryable) == (kind, True)
+    assert await stored_numbers(pool, job_id) == [0]

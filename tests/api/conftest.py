@@ -7,6 +7,7 @@ queue runs in this process, so PUT /logs and the archive/purge lifecycle really 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -43,7 +44,10 @@ class Keys:
     public_pem: str
 
     def token_for(self, subject: object, **claims: Any) -> str:
-        return jwt.encode({"sub": subject, **claims}, self.private_pem, algorithm="RS512")
+        """An RS512 JWT for `subject`, valid for an hour; a claim given as None is left out."""
+        claims = {"sub": subject, "exp": int(time.time()) + 3600, **claims}
+        present = {name: value for name, value in claims.items() if value is not None}
+        return jwt.encode(present, self.private_pem, algorithm="RS512")
 
 
 def key_pair() -> Keys:
@@ -114,7 +118,6 @@ def api_settings(
             "logs_quiet_period_s": 0.2,
             "logs_grace_period_s": 0.2,
             "logs_purge_delay_s": 0,
-            "logs_max_put_bytes": 64 * 1024,
             "api_max_body_bytes": 256 * 1024,
             "max_part_bytes": 16 * 1024,
         }
@@ -132,6 +135,19 @@ async def running_api(settings: Settings, port: int | None = None) -> AsyncItera
 @pytest_asyncio.fixture(scope="session")
 async def api_url(api_settings: Settings, log_worker: None, api_port: int) -> AsyncIterator[str]:
     async with running_api(api_settings, api_port) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def private_settings(api_settings: Settings) -> Settings:
+    """The API's settings with private Pusher channels (and so a private viewer)."""
+    return api_settings.model_copy(update={"pusher_private_channels": True})
+
+
+@pytest_asyncio.fixture(scope="session")
+async def private_api(private_settings: Settings, log_worker: None) -> AsyncIterator[str]:
+    """A second API on the same services whose channels and viewer are private."""
+    async with running_api(private_settings) as url:
         yield url
 
 

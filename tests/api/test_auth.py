@@ -87,6 +87,7 @@ async def test_jwt_for_the_job_may_write_its_part(
         pytest.param(lambda keys, other, job: keys.token_for(job), id="sub not a string"),
         pytest.param(lambda keys, other, job: keys.token_for(None), id="no sub"),
         pytest.param(lambda keys, other, job: keys.token_for(str(job), exp=1), id="expired"),
+        pytest.param(lambda keys, other, job: keys.token_for(str(job), exp=None), id="no exp"),
         pytest.param(
             lambda keys, other, job: keys.token_for(str(job))[:-4] + "AAAA", id="tampered"
         ),
@@ -147,3 +148,25 @@ async def test_multi_signature_header_is_checked(
     assert response.status_code == 204
     bad = {"Authorization": "token sig:" + "0" * 40}
     assert (await anonymous.post("/log-parts/multi", json=items, headers=bad)).status_code == 403
+
+
+async def test_audience_and_issuer_are_checked_when_configured(
+    api_settings: Settings, log_worker: None, keys: Keys, job_id: int
+) -> None:
+    """With JWT_AUDIENCE and JWT_ISSUER set, a JWT must carry both, equal to them."""
+    strict = api_settings.model_copy(update={"jwt_audience": "logs", "jwt_issuer": "hub"})
+    sub = str(job_id)
+    cases = [
+        (keys.token_for(sub, aud="logs", iss="hub"), 204),
+        (keys.token_for(sub), 403),
+        (keys.token_for(sub, aud="other", iss="hub"), 403),
+        (keys.token_for(sub, aud="logs", iss="elsewhere"), 403),
+        (keys.token_for(sub, aud="logs"), 403),
+    ]
+    async with running_api(strict) as url, httpx.AsyncClient(base_url=url) as c:
+        for number, (token, status) in enumerate(cases, start=1):
+            headers = {"Authorization": f"Bearer {token}"}
+            response = await c.put(
+                f"/log-parts/{job_id}/{number}", json=part_body("x"), headers=headers
+            )
+            assert response.status_code == status, (number, response.text)

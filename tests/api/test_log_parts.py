@@ -11,7 +11,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from api.auth import job_grant
+from api.sessions import GRANT, issue
 from tests.api.conftest import Keys
 from tests.helpers import assert_eventually
 from tests.pusher_support import subscribe, websocket
@@ -147,7 +147,7 @@ async def test_viewer_grant_reads_only_its_own_job(
 ) -> None:
     """The viewer's X-Log-Grant reads that job's parts; for another job it is 403."""
     await store(client, keys, job_id, [1])
-    grant = {"X-Log-Grant": job_grant(api_settings, job_id)}
+    grant = {"X-Log-Grant": issue(api_settings, GRANT, job_id)}
     assert (await anonymous.get(f"/log-parts/{job_id}", headers=grant)).status_code == 200
     other = await anonymous.get(f"/log-parts/{job_id + 1}", headers=grant)
     assert other.status_code == 403

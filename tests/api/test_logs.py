@@ -173,11 +173,11 @@ async def test_malformed_ids_are_400(client: httpx.AsyncClient, method: str, pat
 async def test_put_larger_than_limit_is_413(
     client: httpx.AsyncClient, api_settings: Settings, job_id: int
 ) -> None:
-    """A body above LOGS_MAX_PUT_BYTES (Temporal payloads are capped) is 413; nothing changes."""
-    body = b"x" * (api_settings.logs_max_put_bytes + 1)
+    """A body above API_MAX_BODY_BYTES is 413; nothing changes."""
+    body = b"x" * (api_settings.api_max_body_bytes + 1)
     response = await client.put(f"/logs/{job_id}", content=body)
     assert response.status_code == 413
-    assert "LOGS_MAX_PUT_BYTES" in response.json()["message"]
+    assert "API_MAX_BODY_BYTES" in response.json()["message"]
     assert (await client.get(f"/logs/{job_id}")).status_code == 404
 
 

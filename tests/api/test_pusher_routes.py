@@ -10,9 +10,12 @@ import time
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from api.auth import job_grant
+from api.sessions import GRANT, issue
+from tests.api.conftest import TOKEN
 from tests.pusher_support import APP
+from travis_logs.parts import MAX_JOB_ID
 from travis_logs.pusher.occupancy import OccupancyStore
 from travis_logs.settings import Settings
 
@@ -73,17 +76,31 @@ def expected_auth(socket_id: str, channel: str) -> str:
     return f"{APP.key}:{hmac.new(APP.secret.encode(), message, hashlib.sha256).hexdigest()}"
 
 
-async def test_channel_auth_signs_for_token_and_for_the_jobs_grant(
-    anonymous: httpx.AsyncClient, client: httpx.AsyncClient, api_settings: Settings, job_id: int
+async def test_channel_auth_signs_only_for_the_jobs_grant(
+    private_api: str, private_settings: Settings, job_id: int
 ) -> None:
-    """travis-api's token or the job's viewer grant gets a valid Pusher signature."""
+    """The job's viewer grant gets a valid Pusher signature; travis-api's token alone does not."""
     form = {"socket_id": "123.456", "channel_name": f"private-job-{job_id}"}
     expected = {"auth": expected_auth("123.456", f"private-job-{job_id}")}
-    with_token = await client.post("/pusher/auth", data=form)
-    assert (with_token.status_code, with_token.json()) == (200, expected)
-    grant = {"X-Log-Grant": job_grant(api_settings, job_id)}
-    with_grant = await anonymous.post("/pusher/auth", data=form, headers=grant)
-    assert (with_grant.status_code, with_grant.json()) == (200, expected)
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        grant = {"X-Log-Grant": issue(private_settings, GRANT, job_id)}
+        with_grant = await browser.post("/pusher/auth", data=form, headers=grant)
+        assert (with_grant.status_code, with_grant.json()) == (200, expected)
+        token = {"Authorization": f"token {TOKEN}"}
+        with_token = await browser.post("/pusher/auth", data=form, headers=token)
+        assert with_token.status_code == 403
+
+
+async def test_channel_auth_takes_the_largest_job_id(
+    private_api: str, private_settings: Settings
+) -> None:
+    """private-job-9223372036854775807 (2^63-1) is a job channel; one more is not."""
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        for job, status in ((MAX_JOB_ID, 200), (MAX_JOB_ID + 1, 403)):
+            form = {"socket_id": "1.2", "channel_name": f"private-job-{job}"}
+            grant = {"X-Log-Grant": issue(private_settings, GRANT, min(job, MAX_JOB_ID))}
+            response = await browser.post("/pusher/auth", data=form, headers=grant)
+            assert response.status_code == status, (job, response.text)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +115,8 @@ async def test_channel_auth_signs_for_token_and_for_the_jobs_grant(
     ],
 )
 async def test_channel_auth_refusals(
-    anonymous: httpx.AsyncClient,
-    api_settings: Settings,
+    private_api: str,
+    private_settings: Settings,
     job_id: int,
     form: dict[str, str],
     grant_job_offset: int,
@@ -107,15 +124,30 @@ async def test_channel_auth_refusals(
 ) -> None:
     """Another job's grant, a non-job channel or a malformed form is refused with a message."""
     data = {k: v.format(job=job_id) for k, v in form.items()}
-    grant = {"X-Log-Grant": job_grant(api_settings, job_id + grant_job_offset)}
-    response = await anonymous.post("/pusher/auth", data=data, headers=grant)
+    grant = {"X-Log-Grant": issue(private_settings, GRANT, job_id + grant_job_offset)}
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        response = await browser.post("/pusher/auth", data=data, headers=grant)
     assert response.status_code == status
     assert response.json()["message"]
 
 
-async def test_channel_auth_without_credentials_is_403(
-    anonymous: httpx.AsyncClient, job_id: int
+async def test_channel_auth_refuses_grants_it_did_not_issue_for_private_channels(
+    private_api: str, api_settings: Settings, private_settings: Settings, job_id: int
 ) -> None:
-    """No token and no grant: 403."""
+    """No grant, a public page's grant, an expired one or another secret's: all 403."""
     form = {"socket_id": "1.2", "channel_name": f"private-job-{job_id}"}
-    assert (await anonymous.post("/pusher/auth", data=form)).status_code == 403
+    rotated = private_settings.model_copy(update={"viewer_secret": SecretStr("another")})
+    long_ago = time.time() - 2 * private_settings.viewer_grant_ttl_s
+    grants = [
+        None,
+        issue(api_settings, GRANT, job_id),  # issued while channels were public
+        issue(private_settings, GRANT, job_id, now=long_ago),
+        issue(rotated, GRANT, job_id),
+        "not-a-grant",
+    ]
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        for grant in grants:
+            headers = {"X-Log-Grant": grant} if grant else {}
+            response = await browser.post("/pusher/auth", data=form, headers=headers)
+            assert response.status_code == 403, grant
+            assert response.json()["message"]

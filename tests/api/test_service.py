@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import httpx
@@ -62,14 +63,52 @@ async def test_metrics_count_requests_by_route_template(anonymous: httpx.AsyncCl
     assert "/logs/123456789" not in text
 
 
-async def test_openapi_and_docs_are_served(anonymous: httpx.AsyncClient) -> None:
-    """/docs renders Swagger UI and /openapi.json lists the travis-logs routes."""
+async def test_docs_are_served_from_local_files(anonymous: httpx.AsyncClient) -> None:
+    """/docs is Swagger UI whose script and styles come from this server, not a CDN."""
     docs = await anonymous.get("/docs")
     assert docs.status_code == 200
-    assert "swagger" in docs.text.lower()
-    paths = (await anonymous.get("/openapi.json")).json()["paths"]
+    assert "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert not re.findall(r"""(?:src|href)=["']https?://""", docs.text)
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        response = await anonymous.get(f"/docs/assets/{asset}")
+        assert response.status_code == 200 and len(response.content) > 10_000, asset
+
+
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "replace_log": [{"token": []}],
+    "get_log": [{"token": []}],
+    "get_parts": [{"token": []}, {"grant": []}],
+    "put_part": [{"token": []}, {"jwt": []}],
+    "post_parts": [{"token": []}, {"jwt": []}],
+    "authorize_channel": [{"grant": []}],
+}
+
+
+async def test_openapi_tells_how_the_api_answers(anonymous: httpx.AsyncClient) -> None:
+    """Auth schemes per route, readable unique operation ids, 400 {message} and never 422."""
+    document = (await anonymous.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["token"] == {**schemes["token"], "type": "apiKey", "name": "Authorization"}
+    assert (schemes["jwt"]["scheme"], schemes["jwt"]["bearerFormat"]) == ("bearer", "JWT")
+    assert schemes["grant"]["name"] == "X-Log-Grant"
+    operations = {
+        op["operationId"]: op for path in document["paths"].values() for op in path.values()
+    }
+    assert len(operations) == sum(len(path) for path in document["paths"].values())
+    assert all(re.fullmatch(r"[a-z_]+", name) for name in operations), sorted(operations)
+    for name, security in SECURITY.items():
+        assert operations[name]["security"] == security, name
+    message = {"$ref": "#/components/schemas/Message"}
+    for name, op in operations.items():
+        assert "422" not in op["responses"], name
+        if "400" in op["responses"]:
+            assert op["responses"]["400"]["content"]["application/json"]["schema"] == message
+    assert {"replace_log", "get_parts", "put_part", "post_parts", "replace_logs"} <= {
+        name for name, op in operations.items() if "400" in op["responses"]
+    }
+    assert "HTTPValidationError" not in document["components"]["schemas"]
     for path in ("/logs/{job_id}", "/logs/{id}", "/log-parts/{job_id}", "/pusher/existence"):
-        assert path in paths
+        assert path in document["paths"]
 
 
 async def test_unknown_route_is_a_json_404(anonymous: httpx.AsyncClient) -> None:

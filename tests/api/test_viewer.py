@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+import time
 from typing import Any
 
 import httpx
-import pytest_asyncio
 from pydantic import SecretStr
 
-from api.auth import VIEWER_COOKIE, job_grant
+from api.sessions import GRANT, SESSION, VIEWER_COOKIE, issue, valid
 from tests.api.conftest import TOKEN, Keys, running_api
 from tests.api.test_logs import send_parts
 from travis_logs.settings import Settings
@@ -42,7 +41,8 @@ async def test_running_job_page_carries_its_parts(
     state = page_state(response.text)
     assert state["complete"] is False
     assert [(p["number"], p["content"]) for p in state["parts"]] == [(1, "a\n"), (2, "b\n")]
-    assert state["grant"] == job_grant(api_settings, job_id)
+    assert valid(api_settings, GRANT, job_id, state["grant"])
+    assert not valid(api_settings, GRANT, job_id + 1, state["grant"])
     assert state["pusher"]["channel"] == f"job-{job_id}"
     assert state["pusher"]["key"] == api_settings.pusher_key
     assert state["pusher"]["wsPort"] == api_settings.pusher_port
@@ -89,14 +89,6 @@ async def test_assets_are_served(anonymous: httpx.AsyncClient) -> None:
     assert (await anonymous.get("/assets/nothing.js")).status_code == 404
 
 
-@pytest_asyncio.fixture(scope="module")
-async def private_api(api_settings: Settings) -> AsyncIterator[str]:
-    """An API whose Pusher channels (and so its viewer) are private."""
-    private = api_settings.model_copy(update={"pusher_private_channels": True})
-    async with running_api(private) as url:
-        yield url
-
-
 async def test_private_viewer_needs_the_token(private_api: str, job_id: int) -> None:
     """With private channels the page is 403 without the token, a header or the cookie."""
     async with httpx.AsyncClient(base_url=private_api) as browser:
@@ -112,16 +104,93 @@ async def test_private_viewer_needs_the_token(private_api: str, job_id: int) -> 
 async def test_private_viewer_sign_in_sets_a_cookie_without_the_token(
     private_api: str, job_id: int
 ) -> None:
-    """`?token=` redirects to the clean URL with an HttpOnly cookie that is not the token."""
+    """`?token=` redirects to the clean URL with a Secure, HttpOnly cookie for this job only."""
     async with httpx.AsyncClient(base_url=private_api) as browser:
         response = await browser.get(f"/jobs/{job_id}?token={TOKEN}")
         assert response.status_code == 303
         assert response.headers["location"] == f"/jobs/{job_id}"
         cookie = response.headers["set-cookie"]
         assert cookie.startswith(f"{VIEWER_COOKIE}=")
-        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-        assert TOKEN not in cookie
-        assert (await browser.get(f"/jobs/{job_id}")).status_code == 200
+        for attribute in ("HttpOnly", "Secure", "SameSite=strict", f"Path=/jobs/{job_id}"):
+            assert attribute in cookie, cookie
+        assert "Max-Age=" in cookie and TOKEN not in cookie
+        session = {"Cookie": f"{VIEWER_COOKIE}={response.cookies[VIEWER_COOKIE]}"}
+        # Sent by hand: the cookie is Secure and these requests are plain http.
+        assert (await browser.get(f"/jobs/{job_id}", headers=session)).status_code == 200
+        assert (await browser.get(f"/jobs/{job_id + 1}", headers=session)).status_code == 403
+
+
+async def test_private_viewer_sign_in_by_form(private_api: str, job_id: int) -> None:
+    """POST /jobs/N/session with the token as a form field sets the same cookie."""
+    async with httpx.AsyncClient(base_url=private_api) as browser:
+        wrong = await browser.post(f"/jobs/{job_id}/session", data={"token": "nope"})
+        assert wrong.status_code == 403
+        assert (await browser.post(f"/jobs/{job_id}/session", data={})).status_code == 400
+        response = await browser.post(f"/jobs/{job_id}/session", data={"token": TOKEN})
+        assert (response.status_code, response.headers["location"]) == (303, f"/jobs/{job_id}")
+        session = {"Cookie": f"{VIEWER_COOKIE}={response.cookies[VIEWER_COOKIE]}"}
+        assert (await browser.get(f"/jobs/{job_id}", headers=session)).status_code == 200
+
+
+async def test_cookie_secure_flag_can_be_turned_off_for_plain_http(
+    private_settings: Settings, job_id: int
+) -> None:
+    """VIEWER_COOKIE_SECURE=false (a local http viewer) leaves Secure off, the rest on."""
+    plain = private_settings.model_copy(update={"viewer_cookie_secure": False})
+    async with running_api(plain) as url, httpx.AsyncClient(base_url=url) as browser:
+        response = await browser.get(f"/jobs/{job_id}?token={TOKEN}")
+        assert "Secure" not in response.headers["set-cookie"]
+        assert "HttpOnly" in response.headers["set-cookie"]
+        assert (await browser.get(f"/jobs/{job_id}")).status_code == 200  # the jar sends it
+
+
+async def test_expired_or_other_mode_sessions_do_not_open_the_page(
+    private_api: str, api_settings: Settings, private_settings: Settings, job_id: int
+) -> None:
+    """An expired cookie, one issued while channels were public, or a grant as cookie: 403."""
+    long_ago = time.time() - 2 * private_settings.viewer_session_ttl_s
+    for value in (
+        issue(private_settings, SESSION, job_id, now=long_ago),
+        issue(api_settings, SESSION, job_id),
+        issue(private_settings, GRANT, job_id),
+    ):
+        async with httpx.AsyncClient(base_url=private_api) as browser:
+            headers = {"Cookie": f"{VIEWER_COOKIE}={value}"}
+            assert (await browser.get(f"/jobs/{job_id}", headers=headers)).status_code == 403
+
+
+async def test_rotating_the_viewer_secret_revokes_old_grants_and_cookies(
+    private_settings: Settings, log_worker: None, job_id: int
+) -> None:
+    """A grant and cookie from before VIEWER_SECRET changed are refused after it changed."""
+    before = private_settings.model_copy(update={"viewer_secret": SecretStr("first secret")})
+    after = private_settings.model_copy(update={"viewer_secret": SecretStr("second secret")})
+    page = {"Authorization": f"token {TOKEN}"}
+    async with running_api(before) as url, httpx.AsyncClient(base_url=url) as browser:
+        grant = page_state((await browser.get(f"/jobs/{job_id}", headers=page)).text)["grant"]
+        cookie = (await browser.get(f"/jobs/{job_id}?token={TOKEN}")).cookies[VIEWER_COOKIE]
+        parts = await browser.get(f"/log-parts/{job_id}", headers={"X-Log-Grant": grant})
+        assert parts.status_code in (200, 404)  # allowed: the job just has no log yet
+    async with running_api(after) as url, httpx.AsyncClient(base_url=url) as browser:
+        parts = await browser.get(f"/log-parts/{job_id}", headers={"X-Log-Grant": grant})
+        assert parts.status_code == 403
+        headers = {"Cookie": f"{VIEWER_COOKIE}={cookie}"}
+        assert (await browser.get(f"/jobs/{job_id}", headers=headers)).status_code == 403
+
+
+async def test_viewer_page_sends_defensive_headers(
+    anonymous: httpx.AsyncClient, api_settings: Settings, job_id: int
+) -> None:
+    """CSP without inline script and without framing, nosniff, no referrer, no caching."""
+    response = await anonymous.get(f"/jobs/{job_id}")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert f"ws://{api_settings.pusher_host}:{api_settings.pusher_port}" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in response.text  # every script element is external or JSON data
 
 
 async def test_viewer_is_500_without_a_configured_token(

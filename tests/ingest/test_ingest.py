@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import random
+import re
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -91,9 +93,17 @@ async def test_cleaning_base64_and_last(
 
 
 async def test_poison_messages_are_dead_lettered_and_their_batch_goes_on(
-    config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
+    config: Settings,
+    pool: asyncpg.Pool,
+    temporal_client: Client,
+    job_id: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Bad messages land in the dead-letter queue with a reason; good ones of the batch are stored."""
+    """Bad messages land in the dead-letter queue with a reason and a TTL; good ones are stored.
+
+    Each dead-lettering is logged with the message's id and the job it claims to be of.
+    """
+    caplog.set_level(logging.WARNING, logger="ingest.consumer")
     config = config.model_copy(update={"ingest_batch_ms": 500})  # all in one batch
     poison = [b"not json", b"[1]", part(job_id, -1, "x"), part(job_id, 3, "!", encoding="base64")]
     good = [part(job_id, 1, "a"), part(job_id, 2, "b", final=True)]
@@ -106,6 +116,10 @@ async def test_poison_messages_are_dead_lettered_and_their_batch_goes_on(
     assert parts == [(1, "a", False), (2, "b", True)]
     assert [body for body, _ in dead] == poison
     assert [reason.partition(":")[0] for _, reason in dead] == ["json", "json", "number", "base64"]
+    lines = [r.getMessage() for r in caplog.records if "dead-lettering" in r.getMessage()]
+    assert len(lines) == 4
+    assert all(re.match(r"dead-lettering message \S+ of job unknown: json", x) for x in lines[:2])
+    assert all(f" of job {job_id}: " in line for line in lines[2:])
 
 
 async def test_a_long_job_costs_no_more_signals_or_history_than_a_short_one(
@@ -234,6 +248,7 @@ async def _drain_dead(channel: object, config: Settings, count: int) -> list[tup
     async def take() -> None:
         message = await queue.get(fail=False, no_ack=True)
         if message is not None:
+            assert message.expiration == config.ingest_dead_letter_ttl_s  # the queue's size cap
             found.append((message.body, str((message.headers or {})[REASON_HEADER])))
         assert len(found) == count
 

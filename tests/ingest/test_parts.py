@@ -65,6 +65,11 @@ def test_base64_wrapped_in_lines_is_accepted() -> None:
     assert decode_log(encoded, "base64") == "x" * 100
 
 
+def test_ids_and_numbers_may_be_digit_strings() -> None:
+    """As in travis-logs, "7" and "12" are the job id 7 and part number 12."""
+    assert parse_message(body(id="7", number="12"), LIMIT) == LogPart(7, 12, "x", False)
+
+
 def test_last_number_sorts_after_everything() -> None:
     """`"number": "last"` is stored as INT_MAX, after every other part."""
     part = parse_message(body(number="last", final=True), LIMIT)
@@ -84,16 +89,23 @@ def test_missing_log_is_an_empty_part() -> None:
         (b"[1, 2]", "json"),
         (b'"text"', "json"),
         (json.dumps({"log": "x", "number": 1}).encode(), "id"),
-        (body(id="7"), "id"),
+        (body(id="7a"), "id"),
+        (body(id=" 7"), "id"),
+        (body(id="\u0667"), "id"),
+        (body(id="9" * 5000), "id"),
         (body(id=True), "id"),
         (body(id=0), "id"),
         (body(number=None), "number"),
         (body(number=1.5), "number"),
-        (body(number="3"), "number"),
+        (body(number="3.0"), "number"),
         (body(number=-1), "number"),
         (body(number=LAST_PART_NUMBER + 1), "number"),
         (body(log=12), "log"),
         (body(final="yes"), "final"),
+        (body(final="true"), "final"),
+        (body(final=1), "final"),
+        (body(encoding="gzip"), "encoding"),
+        (body(encoding=""), "encoding"),
         (body(log="!!not base64!!", encoding="base64"), "base64"),
         (body(log="x" * (LIMIT + 1)), "size"),
     ],

@@ -8,8 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError
 from temporalio.worker import Worker
 
+from api.uploads import stage
 from tests.helpers import assert_eventually
 from tests.workflows.faults import AfterActivity, corrupt_archive
 from tests.workflows.support import (
@@ -57,9 +59,8 @@ async def test_put_replaces_a_purged_log_and_its_archive(
 ) -> None:
     """PUT on a closed log starts a run (update-with-start) and answers once archived."""
     await finished_log(temporal_client, quick, pool, job_id)
-    result = await replace_content(
-        temporal_client, quick, job_id, ReplaceContentInput("replaced ✓\n")
-    )
+    change = await stage(pool, job_id, "replaced ✓\n", removed_by=None)
+    result = await replace_content(temporal_client, quick, job_id, change)
     assert result.archived is True
     assert result.log_id == (await log_row(pool, job_id))["id"]
     assert await store.fetch(job_id) == "replaced ✓\n".encode()
@@ -121,12 +122,19 @@ async def test_invalid_put_is_rejected_and_the_log_carries_on(
     store: ArchiveStore,
     job_id: int,
 ) -> None:
-    """Content with NUL is refused with a clear error; nothing about the log changes."""
+    """An upload without a checksum, or whose text does not match it, is refused clearly."""
     await store_parts(pool, job_id, {0: "a\n"})
     handle = await send(temporal_client, quick, job_id, {0: "a\n"}, final=None)
+    change = await stage(pool, job_id, "new\n", removed_by=None)
+    unchecked = ReplaceContentInput(change.upload_id, sha256=None)
     with pytest.raises(WorkflowUpdateFailedError) as failed:
-        await replace_content(temporal_client, quick, job_id, ReplaceContentInput("x\x00y"))
-    assert "NUL" in str(failed.value.cause)
+        await replace_content(temporal_client, quick, job_id, unchecked)
+    assert "SHA-256" in str(failed.value.cause)
+    tampered = ReplaceContentInput(change.upload_id, sha256="0" * 64)
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await replace_content(temporal_client, quick, job_id, tampered)
+    assert isinstance(failed.value.cause, ActivityError)
+    assert "does not match its SHA-256" in str(failed.value.cause.cause)
     await store_parts(pool, job_id, {1: ""}, final=1)
     await send(temporal_client, quick, job_id, {1: ""}, final=1)
     assert (await handle.result()).state == LogState.DONE

@@ -238,7 +238,9 @@ def validate_webhook(
         return None
     try:
         data = pusher_client(settings).validate_webhook(key, signature, body)
-    except (AttributeError, TypeError, ValueError):  # undecodable body, non-object JSON
+    # The signature is checked before the body is parsed; a signed body can still be nested
+    # deeper than json.loads can recurse, and that is a bad webhook, not a crash.
+    except (AttributeError, TypeError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         return None

@@ -1,0 +1,82 @@
+"""Viewer grants and the viewer cookie: short-lived, for one job and one channel mode.
+
+The viewer page of job N carries a grant for N, which it sends as `X-Log-Grant` to
+`GET /log-parts/N` (gap filling) and `POST /pusher/auth` (the private channel). With private
+channels the page itself needs travis-api's token once; it is exchanged for a cookie that
+opens the page of that one job. Both are HS256 JWTs (PyJWT) with the claims
+
+    sub   the job id            use   "grant" or "session"
+    chan  "private" / "public"  exp   issue time + VIEWER_GRANT_TTL_S / VIEWER_SESSION_TTL_S
+
+`chan` is the PUSHER_PRIVATE_CHANNELS that issued it: a grant handed out by a public page
+opens nothing once channels are private. They are signed with VIEWER_SECRET (unset: a key
+derived from AUTH_TOKEN), so rotating that secret revokes every grant and cookie at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Literal
+
+import jwt
+
+from api.auth import configured_token, require_token
+from travis_logs.settings import Settings
+
+VIEWER_COOKIE = "travis_logs_viewer"
+Use = Literal["grant", "session"]
+GRANT: Use = "grant"
+SESSION: Use = "session"
+
+
+def _key(settings: Settings) -> bytes:
+    secret = settings.viewer_secret.get_secret_value() if settings.viewer_secret else ""
+    # Derived, so that neither AUTH_TOKEN nor VIEWER_SECRET itself signs anything a browser sees.
+    base = secret.strip() or configured_token(settings)
+    return hmac.new(base.encode(), b"travis-logs viewer", hashlib.sha256).digest()
+
+
+def channel_mode(settings: Settings) -> str:
+    return "private" if settings.pusher_private_channels else "public"
+
+
+def ttl(settings: Settings, use: Use) -> int:
+    return settings.viewer_grant_ttl_s if use == GRANT else settings.viewer_session_ttl_s
+
+
+def issue(settings: Settings, use: Use, job_id: int, now: float | None = None) -> str:
+    """A grant or session for `job_id`, valid for its TTL from `now` (default: this instant)."""
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "sub": str(job_id),
+        "use": use,
+        "chan": channel_mode(settings),
+        "iat": issued,
+        "exp": issued + ttl(settings, use),
+    }
+    return jwt.encode(claims, _key(settings), algorithm="HS256")
+
+
+def valid(settings: Settings, use: Use, job_id: int, token: str | None) -> bool:
+    """Whether `token` is an unexpired `use` for this job, issued in the current channel mode."""
+    if not token:
+        return False
+    try:
+        claims = jwt.decode(
+            token, _key(settings), algorithms=["HS256"], options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError:
+        return False
+    wanted = {"sub": str(job_id), "use": use, "chan": channel_mode(settings)}
+    return all(claims.get(name) == value for name, value in wanted.items())
+
+
+def require_reader(
+    settings: Settings, authorization: str | None, grant: str | None, job_id: int
+) -> None:
+    """travis-api's token, or the viewer's grant for this one job."""
+    if valid(settings, GRANT, job_id, grant):
+        return
+    require_token(settings, authorization)
