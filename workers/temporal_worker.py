@@ -101,7 +101,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
         client = await connect(settings)
-        store = ArchiveStore(s3, settings.s3_bucket)
+        store = ArchiveStore.for_settings(s3, settings)
         async with build_worker(client, settings, lifecycle_activities(pool, store)):
             log.info(
                 "worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address
