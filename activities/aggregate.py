@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.merge import PartIndex, merge
+from activities.merge import PartIndex, merge_unheld
 from activities.models import (
     AGGREGATE_LOG,
     INSPECT_LOG,
@@ -157,7 +157,9 @@ async def _merge(
     if base is None:
         base = (row["content"] or "").encode()
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
-    merged = merge(base, index, [(p["number"], (p["content"] or "").encode()) for p in parts])
+    merged = merge_unheld(
+        base, index, [(p["number"], (p["content"] or "").encode()) for p in parts]
+    )
     # Every piece is whole UTF-8 (parts are cut at part boundaries), so this cannot fail.
     text = merged.body.decode()
     version = await conn.fetchval(
