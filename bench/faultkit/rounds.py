@@ -190,7 +190,7 @@ def _since(start: float, end: float | None) -> float | None:
 async def run_round(
     stack: Stack, client: Client, spec: Round, load: Load, first_job: int
 ) -> Outcome:
-    restarts, corrupted = stack.restarts, stack.proxy.corrupted
+    restarts, corrupted = len(stack.restarted), stack.proxy.corrupted
     options = SimulationOptions(
         jobs=load.jobs,
         concurrency=load.jobs,
@@ -215,12 +215,14 @@ async def run_round(
     truths = [Truth.of(build_job(job.job_id, options.seed, options.job)) for job in manifest.jobs]
     notes = _check_manifest(manifest.jobs, truths)
     done = await wait_settled(stack, client, truths, load.settle_timeout_s)
+    if len(stack.restarted) > restarts:
+        notes.append(f"restarted after exiting: {', '.join(stack.restarted[restarts:])}")
     if stack.proxy.corrupted > corrupted:
         notes.append(f"{stack.proxy.corrupted - corrupted} uploads corrupted in transit")
     verdict = await judge(stack.postgres.dsn, stack.s3_url, client, truths)
     return Outcome(
         spec.name, verdict, _since(fault_at, done), _since(recovered_at, done), spec.target_s,
-        stack.restarts - restarts, sink.retries, notes,
+        len(stack.restarted) - restarts, sink.retries, notes,
     )  # fmt: skip
 
 

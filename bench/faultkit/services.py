@@ -165,6 +165,8 @@ class PrivateRabbit:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "plugins"),
             "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"),
             "RABBITMQ_PID_FILE": str(folder / "pid"),
+            # The Erlang distribution listener too binds loopback only.
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
         server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
         argv = [server if os.path.exists(server) else "rabbitmq-server"]

@@ -49,7 +49,7 @@ class Stack:
         self.pusher_port = free_port()
         self.lifecycle = lifecycle
         self.children: dict[str, Child] = {}
-        self.restarts = 0
+        self.restarted: list[str] = []  # processes that exited on their own, restarted
         self._paused: set[str] = set()  # killed on purpose: not restarted by the supervisor
         self._supervisor: asyncio.Task[None] | None = None
 
@@ -96,6 +96,8 @@ class Stack:
         if name not in self.children:
             command = name.split("-")[0] if name != "pusher-server" else name
             argv = [sys.executable, "-m", "workers.cli", command]
+            if command == "api":
+                argv += ["--host", "127.0.0.1"]
             self.children[name] = Child(name, argv, self.folder / f"{name}.log", self.env())
         return self.children[name]
 
@@ -114,7 +116,7 @@ class Stack:
             await asyncio.sleep(1)
             for name, child in self.children.items():
                 if name not in self._paused and not child.running:
-                    self.restarts += 1
+                    self.restarted.append(name)
                     child.start()
 
     def kill(self, *names: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
@@ -19,6 +20,8 @@ from activities.archive import ArchiveActivities
 from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
 from activities.purge import PurgeActivities
 from api.reading import read_log, viewer_log
+from tests.api.conftest import TOKEN, running_api
+from tests.workflows.proxy import BlackholeProxy
 from tests.workflows.support import log_row, open_store, store_parts
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
@@ -97,3 +100,26 @@ async def test_an_aggregated_log_reads_with_the_parts_stored_after_its_aggregati
     assert await served(pool, store, job_id) == expected
     assert await aggregate(pool, store, job_id) == expected
     assert await served(pool, store, job_id) == expected
+
+
+async def test_a_purged_log_is_503_when_s3_does_not_answer(
+    pool: asyncpg.Pool, store: ArchiveStore, api_settings: Settings, job_id: int
+) -> None:
+    """The archive read has a deadline: S3 that swallows the request is 503, not a hung GET."""
+    await store_parts(pool, job_id, {0: "archived\n", 1: ""}, final=1)
+    await archived_and_purged(pool, store, job_id)
+    swallower = BlackholeProxy()
+    port = await swallower.start()
+    silent = api_settings.model_copy(
+        update={"s3_endpoint_url": f"http://127.0.0.1:{port}", "s3_request_timeout_s": 0.5}
+    )
+    headers = {"Authorization": f"token {TOKEN}"}
+    try:
+        async with (
+            running_api(silent) as url,
+            httpx.AsyncClient(base_url=url, headers=headers) as api,
+        ):
+            response = await api.get(f"/logs/{job_id}")
+    finally:
+        await swallower.close()
+    assert response.status_code == 503 and "archive" in response.text
