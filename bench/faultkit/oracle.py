@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aioboto3
 import asyncpg
@@ -116,9 +117,9 @@ async def judge(dsn: str, s3_url: str, client: Client, truths: list[Truth]) -> V
     return verdict
 
 
-async def _archive(s3: object, job_id: int) -> str | None:
+async def _archive(s3: Any, job_id: int) -> str | None:
     try:
-        got = await s3.get_object(Bucket=BUCKET, Key=f"jobs/{job_id}/log.txt")  # type: ignore[attr-defined]
+        got = await s3.get_object(Bucket=BUCKET, Key=f"jobs/{job_id}/log.txt")
     except Exception:
         return None
     async with got["Body"] as body:

@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -21,6 +21,7 @@ from travis_logs.simulator.content import ContentOptions
 from travis_logs.simulator.cutter import Part
 from travis_logs.simulator.faults import FaultOptions
 from travis_logs.simulator.job import JobOptions, build_job
+from travis_logs.simulator.manifest import JobRecord, Manifest
 from travis_logs.simulator.messages import PartMessage
 from travis_logs.simulator.runner import Simulation, SimulationOptions
 
@@ -226,9 +227,9 @@ async def run_round(
     )  # fmt: skip
 
 
-def _check_manifest(records: object, truths: list[Truth]) -> list[str]:
+def _check_manifest(records: Sequence[JobRecord], truths: list[Truth]) -> list[str]:
     """The oracle's expected logs must be the simulator's (its manifest says size and SHA)."""
-    wrong = [t.job_id for t, r in zip(truths, records, strict=True) if t.sha256 != r.sha256]  # type: ignore[call-overload]
+    wrong = [t.job_id for t, r in zip(truths, records, strict=True) if t.sha256 != r.sha256]
     return [f"oracle differs from the manifest for {len(wrong)} jobs"] if wrong else []
 
 
@@ -239,11 +240,11 @@ async def _late_round(
     load: Load,
     options: SimulationOptions,
     sink: RetryingSink,
-    simulation: asyncio.Task[object],
+    simulation: asyncio.Task[Manifest],
 ) -> Outcome:
     """Every log purged first; then late parts (new numbers) and divergent re-sends."""
     manifest = await simulation
-    jobs = [build_job(job.job_id, options.seed, options.job) for job in manifest.jobs]  # type: ignore[attr-defined]
+    jobs = [build_job(job.job_id, options.seed, options.job) for job in manifest.jobs]
     truths = [Truth.of(job) for job in jobs]
     first = await wait_settled(stack, client, truths, load.settle_timeout_s)
     notes = [] if first else ["the logs did not settle before the late parts"]
