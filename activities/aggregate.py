@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.merge import PartIndex, merge
+from activities.merge import PartIndex, merge_unheld
 from activities.models import (
     AGGREGATE_LOG,
     INSPECT_LOG,
@@ -27,6 +27,7 @@ from activities.models import (
     LogSnapshot,
 )
 from travis_logs.archive_store import ArchiveStore, sha256_hex
+from travis_logs.transfer import Progress
 
 _SNAPSHOT = """
 SELECT l.id, l.final_number, l.content_version, l.purged_at IS NOT NULL AS purged,
@@ -104,7 +105,8 @@ class AggregateActivities:
 
     async def _archived_base(self, job_id: int, row: asyncpg.Record) -> bytes:
         """The purged log from its archive, only if it is the one that was verified."""
-        data = await heartbeating(self._store.fetch(job_id))
+        progress = Progress()
+        data = await heartbeating(self._store.fetch(job_id, progress), progress)
         if data is None:
             raise ApplicationError(
                 f"job {job_id}: the log was purged but {ArchiveStore.key(job_id)} is missing",
@@ -155,7 +157,9 @@ async def _merge(
     if base is None:
         base = (row["content"] or "").encode()
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
-    merged = merge(base, index, [(p["number"], (p["content"] or "").encode()) for p in parts])
+    merged = merge_unheld(
+        base, index, [(p["number"], (p["content"] or "").encode()) for p in parts]
+    )
     # Every piece is whole UTF-8 (parts are cut at part boundaries), so this cannot fail.
     text = merged.body.decode()
     version = await conn.fetchval(

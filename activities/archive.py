@@ -35,6 +35,7 @@ from travis_logs.archive_store import (
     StoredObject,
     sha256_hex,
 )
+from travis_logs.transfer import Progress
 
 _READ = """
 SELECT id, content, content_version, cardinality(part_numbers) AS parts,
@@ -83,18 +84,22 @@ class ArchiveActivities:
         body: bytes = row["content"].encode()
         upload = _Upload(inp.job_id, body, sha256_hex(body), row["content_version"], row["parts"])
         await self._pool.execute(_MARK_ARCHIVING, row["id"])
-        uploaded = await heartbeating(self._write(upload, inp.rewrite, row["unarchived"]))
+        progress = Progress()
+        write = self._write(upload, inp.rewrite, row["unarchived"], progress)
+        uploaded = await heartbeating(write, progress)
         await self._pool.execute(_RECORD, row["id"], upload.version, len(body), upload.sha256)
         return ArchiveResult(upload.version, len(body), upload.sha256, uploaded)
 
-    async def _write(self, upload: _Upload, rewrite: bool, unarchived: bool) -> bool:
+    async def _write(
+        self, upload: _Upload, rewrite: bool, unarchived: bool, progress: Progress
+    ) -> bool:
         """Put unless the object holds exactly this already; False when nothing was written."""
         stored: StoredObject | None = None
         for attempt in range(_WRITE_ATTEMPTS):
             # With no archive on record, create it at once (If-None-Match); look at what S3
             # holds only when it refuses, or when there is an archive to replace.
             if attempt or not unarchived:
-                stored = await self._store.head(upload.job_id)
+                stored = await self._store.head(upload.job_id, progress)
                 _refuse_newer(upload, stored)
                 if not rewrite and _holds(stored, upload):
                     return False  # an earlier attempt wrote it (e.g. before its worker died)
@@ -106,6 +111,7 @@ class ArchiveActivities:
                     version=upload.version,
                     parts=upload.parts,
                     if_match=etag,
+                    progress=progress,
                 )
             except ArchiveConflict:
                 continue  # written by someone else meanwhile: look again
@@ -117,7 +123,8 @@ class ArchiveActivities:
     @activity.defn(name=VERIFY_ARCHIVE.name)
     async def verify_archive(self, inp: VerifyInput) -> VerifyResult:
         """Read the object back: verified when size, SHA-256 and version are what was written."""
-        digest = await heartbeating(self._store.digest(inp.job_id, activity.heartbeat))
+        progress = Progress()
+        digest = await heartbeating(self._store.digest(inp.job_id, progress), progress)
         reason = _mismatch(inp, digest)
         await self._pool.execute(
             _RECORD_VERIFIED, inp.job_id, inp.content_version, inp.sha256, not reason

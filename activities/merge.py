@@ -62,6 +62,16 @@ def merge(base: bytes, index: PartIndex, parts: Sequence[tuple[int, bytes]]) -> 
     return Merged(b"".join(pieces), PartIndex(tuple(numbers), tuple(sizes)))
 
 
+def merge_unheld(base: bytes, index: PartIndex, stored: Sequence[tuple[int, bytes]]) -> Merged:
+    """`base` with the stored parts whose numbers it does not hold yet spliced in by number.
+
+    Aggregation's rule, for whoever must show a log before aggregation has run: a number
+    the log holds already (a re-delivery, or a divergent re-send) is skipped, never added.
+    """
+    held = set(index.numbers)
+    return merge(base, index, [(n, body) for n, body in stored if n not in held])
+
+
 def _check_new(index: PartIndex, new: Sequence[tuple[int, bytes]]) -> None:
     seen = set(index.numbers)
     for number, _ in new:

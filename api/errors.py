@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from travis_logs.errors import ArchiveMismatch
+from travis_logs.errors import ArchiveMismatch, S3Timeout
 
 log = logging.getLogger(__name__)
 
@@ -106,5 +106,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(OSError, _unavailable("a backing service"))
     app.add_exception_handler(BotoCoreError, _unavailable("the archive"))
     app.add_exception_handler(ClientError, _unavailable("the archive"))
+    app.add_exception_handler(S3Timeout, _unavailable("the archive"))
     app.add_exception_handler(ArchiveMismatch, _damaged)
     app.add_exception_handler(Exception, _internal)

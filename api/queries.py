@@ -18,8 +18,12 @@ _LOG_BY = {
     "job_id": f"SELECT {LOG_COLUMNS} FROM logs WHERE job_id = $1",
     "id": f"SELECT {LOG_COLUMNS} FROM logs WHERE id = $1",
 }
-# FetchLog's aggregation on demand: the stored parts in number order, nothing written.
-_HOT_CONTENT = "SELECT string_agg(content, '' ORDER BY number) FROM log_parts WHERE log_id = $1"
+# What a read merges like aggregation would: the part index, and the stored parts not in it.
+_PART_INDEX = "SELECT part_numbers, part_sizes FROM logs WHERE id = $1"
+_UNHELD_PARTS = """
+SELECT p.number, p.content FROM log_parts p JOIN logs l ON l.id = p.log_id
+WHERE p.log_id = $1 AND p.number <> ALL(l.part_numbers) ORDER BY p.number
+"""
 _PART_FILTER = """
 FROM log_parts WHERE log_id = $1
   AND ($2::integer IS NULL OR number > $2)
@@ -37,19 +41,21 @@ async def snapshot(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-def is_hot(row: asyncpg.Record) -> bool:
-    """Not (or no longer) aggregated: the content is whatever the parts say."""
-    return row["aggregated_at"] is None or row["content"] is None
-
-
 async def log_row(conn: asyncpg.Connection, key: LogKey, value: int) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(_LOG_BY[key], value)
     return row
 
 
-async def hot_content(conn: asyncpg.Connection, log_id: int) -> str | None:
-    content: str | None = await conn.fetchval(_HOT_CONTENT, log_id)
-    return content
+async def part_index(conn: asyncpg.Connection, log_id: int) -> tuple[list[int], list[int]]:
+    """The numbers of the parts the log's content (or archive) holds, and their byte sizes."""
+    row = await conn.fetchrow(_PART_INDEX, log_id)
+    return list(row["part_numbers"]), list(row["part_sizes"])
+
+
+async def unheld_parts(conn: asyncpg.Connection, log_id: int) -> list[tuple[int, bytes]]:
+    """Stored parts whose numbers the content does not hold yet, in number order, as bytes."""
+    rows = await conn.fetch(_UNHELD_PARTS, log_id)
+    return [(r["number"], (r["content"] or "").encode()) for r in rows]
 
 
 async def parts(

@@ -1,8 +1,10 @@
 """travis-logs' FetchLog and FetchLogParts, plus what the viewer page starts from.
 
-A log's content is wherever it lives now: the parts while the log is hot (joined in number
-order on demand, nothing written), the `content` column once aggregated, the S3 archive once
-purged.
+A log's content is wherever it lives now: the parts while the log is hot, the `content`
+column once aggregated, the S3 archive once purged. Parts stored after aggregation (late,
+or re-sent) wait there for the quiet period and the merge; a read serves the log as that
+merge will leave it, by the same rule (`activities.merge.merge_unheld`): the stored parts
+whose numbers the content does not hold, spliced in by number. Nothing is written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from activities.merge import PartIndex, merge_unheld
 from api import queries
 from ingest.parts import clean
 from travis_logs.archive_store import ArchiveStore
@@ -34,6 +37,21 @@ class PartsQuery:
     with_content: bool = True
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What a read merges: the content's part index and the stored parts it does not hold."""
+
+    index: PartIndex
+    parts: list[tuple[int, bytes]]
+
+
+async def _pending(conn: asyncpg.Connection, log_id: int) -> Pending:
+    numbers, sizes = await queries.part_index(conn, log_id)
+    return Pending(
+        PartIndex(tuple(numbers), tuple(sizes)), await queries.unheld_parts(conn, log_id)
+    )
+
+
 @dataclass
 class ViewerLog:
     """A log as the viewer page starts from: finished text, or the parts so far."""
@@ -46,12 +64,24 @@ class ViewerLog:
     removed_by: int | None = None
 
 
-async def archived_text(archive: ArchiveStore, job_id: int) -> str | None:
-    raw = await archive.fetch(job_id)
-    if raw is None:
-        log.warning("job %d: the log is purged but its archive is missing", job_id)
+async def _base(archive: ArchiveStore, row: asyncpg.Record) -> bytes | None:
+    """The log before its pending parts: its content, else its archive once purged."""
+    if row["content"] is not None:
+        return str(row["content"]).encode()
+    if row["purged_at"] is None:
         return None
-    return clean(raw)
+    raw = await archive.fetch(row["job_id"])
+    if raw is None:
+        log.warning("job %d: the log is purged but its archive is missing", row["job_id"])
+    return raw
+
+
+def _merged(job_id: int, base: bytes, pending: Pending) -> bytes:
+    try:
+        return merge_unheld(base, pending.index, pending.parts).body
+    except ValueError as err:  # the index does not fit the base (an archive gone missing)
+        log.warning("job %d: %s; pending parts follow the log", job_id, err)
+        return base + b"".join(body for _, body in pending.parts)
 
 
 async def read_log(
@@ -62,21 +92,22 @@ async def read_log(
         row = await queries.log_row(conn, key, value)
         if row is None:
             return None
-        hot = await queries.hot_content(conn, row["id"]) if queries.is_hot(row) else None
+        pending = await _pending(conn, row["id"])
     result = dict(row)
     result["removed_by_id"] = result.pop("removed_by")
-    result["content"] = await _content(archive, row, hot)
+    result["content"] = await _content(archive, row, pending)
     return result
 
 
-async def _content(archive: ArchiveStore, row: asyncpg.Record, hot: str | None) -> str | None:
-    content: str | None = row["content"]
-    if content is None and row["purged_at"] is not None:
-        content = await archived_text(archive, row["job_id"])
-    if not queries.is_hot(row):
-        return content
-    joined = (content or "") + (hot or "")
-    return joined if joined.strip() else None  # FetchLog: blank is no log
+async def _content(archive: ArchiveStore, row: asyncpg.Record, pending: Pending) -> str | None:
+    """The log as the next aggregation will leave it; None when there is none."""
+    base = await _base(archive, row)
+    if not pending.parts:
+        return None if base is None else clean(base)
+    text = clean(_merged(row["job_id"], base or b"", pending))
+    if base is None and not text.strip():
+        return None  # FetchLog: parts that are all blank are no log
+    return text
 
 
 def _pseudo(log_id: int, content: str) -> dict[str, Any]:
@@ -114,12 +145,11 @@ async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> 
             return ViewerLog(job_id)
         live = row["aggregated_at"] is None and row["purged_at"] is None
         found = await queries.parts(conn, row["id"]) if live else []
-        late = not live and queries.is_hot(row)  # purged, with parts arrived since
-        hot = await queries.hot_content(conn, row["id"]) if late else None
+        pending = Pending(PartIndex(), []) if live else await _pending(conn, row["id"])
     view = ViewerLog(job_id, complete=not live, parts=found, removed_by=row["removed_by"])
     view.removed_at = row["removed_at"].isoformat() if row["removed_at"] else None
     if live:
         view.content = row["content"] or ""
     else:
-        view.content = await _content(archive, row, hot) or ""
+        view.content = await _content(archive, row, pending) or ""
     return view

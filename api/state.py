@@ -71,7 +71,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> State:
         pool=pool,
         temporal=temporal,
         s3=s3,
-        archive=ArchiveStore(s3, settings.s3_bucket),
+        archive=ArchiveStore.for_settings(s3, settings),
         intake=PartIntake(pool, temporal, settings, publisher),
         occupancy=occupancy,
         jwt_key=jwt_key,

@@ -172,7 +172,7 @@ async def services(concurrency: int) -> AsyncIterator[Bench]:
         pool = await create_pool(dsn, max_size=20)
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
-        activities = lifecycle_activities(pool, ArchiveStore(s3, settings.s3_bucket))
+        activities = lifecycle_activities(pool, ArchiveStore.for_settings(s3, settings))
         await stack.enter_async_context(build_worker(env.client, settings, activities))
         bare = Worker(
             env.client, task_queue=BARE_QUEUE, workflows=[BareWorkflow], activities=[noop]

@@ -3,20 +3,23 @@
 Every object carries its content version, SHA-256 and part count as metadata, and is sent
 with its SHA-256 checksum so that S3 (AWS, MinIO) refuses a body damaged in transit. Writes
 are conditional (`If-None-Match: *` for a new object, `If-Match: <etag>` over the object last
-read) so that a stale writer cannot replace what another wrote meanwhile.
+read) so that a stale writer cannot replace what another wrote meanwhile. Every request runs
+under a deadline (`TransferLimits`) and reports to an optional `Progress`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from travis_logs.errors import ArchiveMismatch, LogsError
+from travis_logs.settings import Settings
+from travis_logs.transfer import CountingBody, Progress, TransferLimits, deadline
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -72,9 +75,15 @@ def _version(metadata: dict[str, str]) -> int | None:
 class ArchiveStore:
     """Put, inspect, read back and delete archived logs in one bucket."""
 
-    def __init__(self, s3: S3Client, bucket: str) -> None:
+    def __init__(self, s3: S3Client, bucket: str, limits: TransferLimits | None = None) -> None:
         self._s3 = s3
         self._bucket = bucket
+        self._limits = limits or TransferLimits()
+
+    @classmethod
+    def for_settings(cls, s3: S3Client, settings: Settings) -> ArchiveStore:
+        """The store on the configured bucket, with the configured request deadlines."""
+        return cls(s3, settings.s3_bucket, TransferLimits.from_settings(settings))
 
     @property
     def client(self) -> S3Client:
@@ -89,10 +98,19 @@ class ArchiveStore:
     def key(job_id: int) -> str:
         return f"jobs/{job_id}/log.txt"
 
-    async def head(self, job_id: int) -> StoredObject | None:
+    def _request(
+        self, what: str, job_id: int, progress: Progress | None, body_bytes: int = 0
+    ) -> AbstractAsyncContextManager[None]:
+        """One request under its deadline, counted as progress."""
+        if progress is not None:
+            progress.begin(what)
+        return deadline(f"{what} {self.key(job_id)}", self._limits.seconds(body_bytes))
+
+    async def head(self, job_id: int, progress: Progress | None = None) -> StoredObject | None:
         """The object's etag, size and our metadata; None when there is none."""
         try:
-            head = await self._s3.head_object(Bucket=self._bucket, Key=self.key(job_id))
+            async with self._request("head", job_id, progress):
+                head = await self._s3.head_object(Bucket=self._bucket, Key=self.key(job_id))
         except ClientError as err:
             if _code(err) in _MISSING:
                 return None
@@ -106,22 +124,34 @@ class ArchiveStore:
         )
 
     async def put(
-        self, job_id: int, body: bytes, *, version: int, parts: int, if_match: str | None
+        self,
+        job_id: int,
+        body: bytes,
+        *,
+        version: int,
+        parts: int,
+        if_match: str | None,
+        progress: Progress | None = None,
     ) -> StoredObject:
         """Write the log; over `if_match` when given, else only where no object exists."""
         digest = hashlib.sha256(body)
         condition: dict[str, Any] = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"}
         try:
-            put = await self._s3.put_object(
-                Bucket=self._bucket,
-                Key=self.key(job_id),
-                Body=body,
-                ContentType=CONTENT_TYPE,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
-                Metadata={_VERSION: str(version), _SHA256: digest.hexdigest(), _PARTS: str(parts)},
-                **condition,
-            )
+            async with self._request("put", job_id, progress, len(body)):
+                put = await self._s3.put_object(
+                    Bucket=self._bucket,
+                    Key=self.key(job_id),
+                    Body=CountingBody(body, progress or Progress()),
+                    ContentType=CONTENT_TYPE,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+                    Metadata={
+                        _VERSION: str(version),
+                        _SHA256: digest.hexdigest(),
+                        _PARTS: str(parts),
+                    },
+                    **condition,
+                )
         except ClientError as err:
             # A vanished object under If-Match is a change since it was read, like a 412.
             if _code(err) in _REFUSED | _MISSING:
@@ -129,49 +159,53 @@ class ArchiveStore:
             raise
         return StoredObject(put["ETag"], len(body), version, digest.hexdigest())
 
-    async def _get(self, job_id: int) -> GetObjectOutputTypeDef | None:
+    async def _get(self, job_id: int, progress: Progress | None) -> GetObjectOutputTypeDef | None:
         """The GetObject response with checksum validation on; None when there is no object."""
         try:
-            return await self._s3.get_object(
-                Bucket=self._bucket, Key=self.key(job_id), ChecksumMode="ENABLED"
-            )
+            async with self._request("get", job_id, progress):
+                return await self._s3.get_object(
+                    Bucket=self._bucket, Key=self.key(job_id), ChecksumMode="ENABLED"
+                )
         except ClientError as err:
             if _code(err) in _MISSING:
                 return None
             raise
 
-    async def digest(
-        self, job_id: int, progress: Callable[[], None] | None = None
-    ) -> Digest | None:
+    async def digest(self, job_id: int, progress: Progress | None = None) -> Digest | None:
         """Read the object back and hash it; None when there is none."""
-        got = await self._get(job_id)
+        got = await self._get(job_id, progress)
         if got is None:
             return None
         hasher, size, intact = hashlib.sha256(), 0, True
         try:
-            async for chunk in got["Body"].iter_chunks(_CHUNK):
-                hasher.update(chunk)
-                size += len(chunk)
-                if progress is not None:
-                    progress()
+            async with self._request("read", job_id, progress, got["ContentLength"]):
+                async for chunk in got["Body"].iter_chunks(_CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    if progress is not None:
+                        progress.moved(size)
         except FlexibleChecksumError:
             intact = False  # the bytes differ from the checksum S3 stored with them
         finally:
             got["Body"].close()
         return Digest(size, hasher.hexdigest(), _version(got.get("Metadata", {})), intact)
 
-    async def fetch(self, job_id: int) -> bytes | None:
+    async def fetch(self, job_id: int, progress: Progress | None = None) -> bytes | None:
         """The archived log's bytes; None when there is none; ArchiveMismatch when damaged."""
-        got = await self._get(job_id)
+        got = await self._get(job_id, progress)
         if got is None:
             return None
         try:
-            async with got["Body"] as body:
+            async with (
+                self._request("read", job_id, progress, got["ContentLength"]),
+                got["Body"] as body,
+            ):
                 data: bytes = await body.read()
         except FlexibleChecksumError as err:
             raise ArchiveMismatch(f"{self.key(job_id)} does not match its checksum") from err
         return data
 
-    async def delete(self, job_id: int) -> None:
+    async def delete(self, job_id: int, progress: Progress | None = None) -> None:
         """Remove the object (S3 answers deletes of missing keys with success too)."""
-        await self._s3.delete_object(Bucket=self._bucket, Key=self.key(job_id))
+        async with self._request("delete", job_id, progress):
+            await self._s3.delete_object(Bucket=self._bucket, Key=self.key(job_id))

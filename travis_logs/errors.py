@@ -3,7 +3,8 @@
 LogsError
  ├── ConfigError       a setting is missing, malformed or points at nothing
  ├── InvalidLogPart    a message that cannot be a log part (goes to the dead-letter queue)
- └── ArchiveMismatch   the archived object differs from what was aggregated
+ ├── ArchiveMismatch   the archived object differs from what was aggregated
+ └── S3Timeout         an S3 request did not finish within its deadline (retryable)
 """
 
 from __future__ import annotations
@@ -27,3 +28,7 @@ class InvalidLogPart(LogsError):
 
 class ArchiveMismatch(LogsError):
     """The archived object's size or checksum differs from what was aggregated."""
+
+
+class S3Timeout(LogsError):
+    """An S3 request did not finish within its deadline; it was abandoned with its connection."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from botocore.handlers import add_expect_header
 
 from travis_logs.settings import Settings
 
@@ -36,6 +37,11 @@ async def s3_client(settings: Settings) -> AsyncIterator[S3Client]:
         region_name=settings.aws_region,
         config=_CONFIG,
     ) as client:
+        # botocore sends every upload with `Expect: 100-continue`, and aiohttp waits for the
+        # `100 Continue` with no timeout: an endpoint that reads the request and never
+        # answers holds the upload forever. Logs are small; sending the body at once costs
+        # little when S3 refuses it, and the read timeout then covers the wait for an answer.
+        client.meta.events.unregister("before-call.s3", add_expect_header)
         yield client
 
 

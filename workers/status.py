@@ -81,7 +81,7 @@ async def report(settings: Settings, job_id: int) -> Report:
         record: asyncpg.Record | None = await pool.fetchrow(_ROW, job_id)
         recorded = record["archive_sha256"] if record else None
         archive, view = await asyncio.gather(
-            _archive(ArchiveStore(s3, settings.s3_bucket), job_id, recorded),
+            _archive(ArchiveStore.for_settings(s3, settings), job_id, recorded),
             workflow_view(client, job_id),
         )
     row = to_row(record) if record else None

@@ -196,7 +196,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
         client = await connect(settings, _serve_metrics(settings, stack))
-        store = ArchiveStore(s3, settings.s3_bucket)
+        store = ArchiveStore.for_settings(s3, settings)
         activities = lifecycle_activities(pool, store) + sweeper_activities(pool, client, settings)
         async with build_worker(client, settings, activities):
             if settings.sweeper_enabled:

@@ -48,7 +48,7 @@ async def run(
 ) -> VerifyReport:
     """Check the manifest against the bucket `settings` names."""
     async with s3_client(settings) as s3:
-        inspect = archive_inspector(ArchiveStore(s3, settings.s3_bucket), settings)
+        inspect = archive_inspector(ArchiveStore.for_settings(s3, settings), settings)
         return await verify_until(manifest, inspect, wait_s, concurrency=concurrency)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+
 import asyncpg
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -10,8 +13,11 @@ from temporalio.testing import ActivityEnvironment
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.models import AggregateInput, ArchiveInput, VerifyInput
-from tests.workflows.support import log_row, store_parts
+from tests.workflows.proxy import BlackholeProxy
+from tests.workflows.support import log_row, open_store, store_parts
 from travis_logs.archive_store import CONTENT_TYPE, ArchiveConflict, ArchiveStore
+from travis_logs.errors import S3Timeout
+from travis_logs.settings import Settings
 
 
 async def aggregated(pool: asyncpg.Pool, store: ArchiveStore, job_id: int, text: str) -> None:
@@ -99,3 +105,29 @@ async def test_verify_reads_the_object_back(
     await store.delete(job_id)
     missing = await env.run(archive.verify_archive, check)
     assert not missing.verified and missing.reason == "the object is missing"
+
+
+async def test_a_stalled_upload_stops_heartbeating_and_fails_at_its_deadline(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int, defaults: Settings
+) -> None:
+    """Against S3 that reads and never answers: no beat repeats old progress, then S3Timeout."""
+    await aggregated(pool, store, job_id, "stalled\n")
+    swallower = BlackholeProxy()
+    port = await swallower.start()
+    silent = defaults.model_copy(
+        update={"s3_endpoint_url": f"http://127.0.0.1:{port}", "s3_request_timeout_s": 1}
+    )
+    beats: list[dict[str, object]] = []
+    env = ActivityEnvironment()
+    # Ten looks at the progress during the stalled request: beats only when it moved.
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=0.3))
+    env.on_heartbeat = lambda mark: beats.append(mark)
+    try:
+        async with open_store(silent) as unanswered:
+            with pytest.raises(S3Timeout):
+                await env.run(ArchiveActivities(pool, unanswered).archive_log, ArchiveInput(job_id))
+    finally:
+        await swallower.close()
+    assert beats and beats[-1]["phase"] == "put"
+    assert len({tuple(b.values()) for b in beats}) == len(beats)
+    assert (await log_row(pool, job_id))["archived_at"] is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from activities.merge import PartIndex, merge
+from activities.merge import PartIndex, merge, merge_unheld
 
 
 def test_parts_are_spliced_between_indexed_parts_in_number_order() -> None:
@@ -34,3 +34,13 @@ def test_an_index_larger_than_the_log_is_refused() -> None:
     """An index that does not fit the bytes is an error, not a silently garbled log."""
     with pytest.raises(ValueError, match="covers 10 bytes"):
         merge(b"short", PartIndex((0,), (10,)), [])
+
+
+def test_merge_unheld_skips_numbers_the_log_holds_the_rule_reads_share() -> None:
+    """Re-sent numbers (also with other text) are skipped; new ones go in by number."""
+    base = b"one\ntwo\n"
+    index = PartIndex((1, 2), (4, 4))
+    stored = [(2, b"TWO, re-sent\n"), (0, b"zero\n"), (3, b"three\n")]
+    merged = merge_unheld(base, index, stored)
+    assert merged.body == b"zero\none\ntwo\nthree\n"
+    assert merged.index.numbers == (0, 1, 2, 3)

@@ -42,7 +42,7 @@ def fast(settings: Settings, **overrides: Any) -> Settings:
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[ArchiveStore]:
     async with s3_client(settings) as s3:
-        yield ArchiveStore(s3, settings.s3_bucket)
+        yield ArchiveStore.for_settings(s3, settings)
 
 
 async def store_parts(

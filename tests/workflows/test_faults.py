@@ -1,4 +1,4 @@
-"""Faults on the dev server: a corrupted archive, S3 down, the worker killed mid-archive."""
+"""Faults on the dev server: a corrupted archive, S3 down or blackholed, the worker killed mid-archive."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from tests.helpers import assert_eventually, free_port
 from tests.workflows.faults import AfterActivity, corrupt_archive
-from tests.workflows.proxy import StallingProxy
+from tests.workflows.proxy import BlackholeProxy, StallingProxy
 from tests.workflows.support import fast, joined, log_row, open_store, send, store_parts
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
@@ -147,3 +147,53 @@ async def test_worker_killed_during_archive_finishes_after_restart(
     row = await log_row(pool, job_id)
     assert row["archive_verified"] is True and row["purged_at"] is not None
     assert handle.id == workflow_id(job_id)
+
+
+async def test_blackholed_s3_fails_each_attempt_and_archives_once_s3_answers(
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    new_job_id: Iterator[int],
+) -> None:
+    """S3 swallowing requests (kept-alive connections too): attempts time out, then it completes."""
+    s3 = urlsplit(quick.s3_endpoint_url or "")
+    proxy = BlackholeProxy((s3.hostname or "", s3.port or 80))
+    relayed = quick.model_copy(
+        update={
+            "s3_endpoint_url": f"http://127.0.0.1:{await proxy.start()}",
+            "s3_request_timeout_s": 0.5,
+        }
+    )
+    warm, job_id = next(new_job_id), next(new_job_id)
+    try:
+        async with (
+            open_store(relayed) as through_proxy,
+            build_worker(temporal_client, relayed, lifecycle_activities(pool, through_proxy)),
+        ):
+            # A log archived first leaves kept-alive connections, which the blackhole kills too.
+            await store_parts(pool, warm, PARTS, final=3)
+            assert (
+                await (await send(temporal_client, quick, warm, PARTS, 3)).result()
+            ).state == LogState.DONE
+            proxy.blackhole()
+            await store_parts(pool, job_id, PARTS, final=3)
+            handle = await send(temporal_client, quick, job_id, PARTS, final=3)
+
+            async def timing_out() -> None:
+                pending = (await handle.describe()).raw_description.pending_activities
+                assert pending and pending[0].activity_type.name == "archive_log"
+                assert pending[0].attempt >= 3
+                failure = pending[0].last_failure
+                assert failure.application_failure_info.type == "S3Timeout"
+                assert "did not finish" in failure.message
+
+            await assert_eventually(timing_out, timeout=60)
+            assert (await log_row(pool, job_id))["purged_at"] is None
+            proxy.restore()
+            state = await handle.result()
+    finally:
+        await proxy.close()
+    assert state.state == LogState.DONE
+    assert await store.fetch(job_id) == joined(PARTS).encode()
+    assert (await log_row(pool, job_id))["archive_verified"] is True

@@ -1,0 +1,77 @@
+"""S3 requests under a deadline: an endpoint that reads and never answers fails them, fast."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.helpers import assert_eventually
+from tests.workflows.proxy import BlackholeProxy
+from tests.workflows.support import open_store
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.errors import S3Timeout
+from travis_logs.settings import Settings
+from travis_logs.transfer import Progress, TransferLimits
+
+BODY = b"x" * 200_000
+
+
+@pytest_asyncio.fixture
+async def swallower() -> AsyncIterator[BlackholeProxy]:
+    """A server that reads every request and never answers one."""
+    server = BlackholeProxy()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture
+async def silent_store(
+    defaults: Settings, swallower: BlackholeProxy
+) -> AsyncIterator[ArchiveStore]:
+    port = swallower_port(swallower)
+    settings = defaults.model_copy(
+        update={"s3_endpoint_url": f"http://127.0.0.1:{port}", "s3_request_timeout_s": 0.3}
+    )
+    async with open_store(settings) as store:
+        yield store
+
+
+def swallower_port(server: BlackholeProxy) -> int:
+    assert server._server is not None
+    port: int = server._server.sockets[0].getsockname()[1]
+    return port
+
+
+async def test_an_upload_nobody_answers_fails_its_deadline_with_the_body_sent(
+    silent_store: ArchiveStore, swallower: BlackholeProxy
+) -> None:
+    """No `Expect: 100-continue` wait: the body goes out, the answer never comes, S3Timeout."""
+    progress = Progress()
+    with pytest.raises(S3Timeout):
+        await silent_store.put(1, BODY, version=1, parts=1, if_match=None, progress=progress)
+    assert progress.mark().phase == "put" and progress.mark().bytes == len(BODY)
+
+    async def received_whole() -> None:
+        # One request: abandoned at its deadline, not retried on the same connection.
+        (request,) = swallower.swallowed
+        assert request.endswith(BODY)
+        assert b"expect:" not in request.lower()
+
+    await assert_eventually(received_whole)
+
+
+async def test_a_read_nobody_answers_fails_its_deadline(silent_store: ArchiveStore) -> None:
+    """HEAD and GET are bounded the same way."""
+    with pytest.raises(S3Timeout):
+        await silent_store.head(1)
+    with pytest.raises(S3Timeout):
+        await silent_store.fetch(1)
+
+
+def test_the_deadline_grows_with_the_body() -> None:
+    """A base for the exchange plus the body at the minimum rate."""
+    limits = TransferLimits(request_s=10, min_bytes_per_s=1 << 20)
+    assert limits.seconds() == 10 and limits.seconds(5 << 20) == 15

@@ -1,0 +1,92 @@
+"""Deadlines and progress for S3 requests, so that a stalled connection fails instead of hanging.
+
+A connection that S3 (or a load balancer in front of it) stops answering without closing it
+is invisible to botocore's socket timeouts in one place that matters: an upload sent with
+`Expect: 100-continue` waits for the `100 Continue` with no timeout at all. So every request
+runs under a deadline of its own (a base plus time for its body at a minimum rate), and a
+request past it is cancelled, which closes its connection: the next attempt opens a fresh one.
+
+`Progress` records what a transfer has done (its phase, requests made, body bytes moved),
+so that heartbeats can report progress rather than time: a transfer that stops moving stops
+heartbeating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from travis_logs.errors import S3Timeout
+from travis_logs.settings import Settings
+
+
+@dataclass(frozen=True)
+class TransferLimits:
+    """How long one S3 request may take: `request_s` plus its body at `min_bytes_per_s`."""
+
+    request_s: float = 10.0
+    min_bytes_per_s: int = 1 << 20
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransferLimits:
+        return cls(settings.s3_request_timeout_s, settings.s3_min_bytes_per_s)
+
+    def seconds(self, body_bytes: int = 0) -> float:
+        return self.request_s + body_bytes / self.min_bytes_per_s
+
+
+@dataclass(frozen=True)
+class ProgressMark:
+    """One moment of a transfer; two equal marks mean nothing moved in between."""
+
+    phase: str
+    requests: int
+    bytes: int
+
+
+class Progress:
+    """What a transfer has done so far; S3 calls advance it, heartbeats read it."""
+
+    def __init__(self) -> None:
+        self.phase = "starting"
+        self.requests = 0
+        self.bytes = 0
+
+    def begin(self, phase: str) -> None:
+        """A new request starts (a head, put or get, or reading a response body)."""
+        self.phase = phase
+        self.requests += 1
+
+    def moved(self, total_bytes: int) -> None:
+        self.bytes = total_bytes
+
+    def mark(self) -> ProgressMark:
+        return ProgressMark(self.phase, self.requests, self.bytes)
+
+
+class CountingBody(io.BytesIO):
+    """An upload body that reports how far the HTTP client has read it (bytes handed on)."""
+
+    def __init__(self, body: bytes, progress: Progress) -> None:
+        super().__init__(body)
+        self._progress = progress
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self._progress.moved(self.tell())
+        return chunk
+
+
+@asynccontextmanager
+async def deadline(what: str, seconds: float) -> AsyncIterator[None]:
+    """Cancel the block after `seconds` and raise S3Timeout naming `what`."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        # Without the cancelled request's chain of tracebacks (botocore, aiohttp), which
+        # makes the failure too large for Temporal to keep and hides this message.
+        raise S3Timeout(f"{what}: S3 did not finish within {seconds:.1f} s") from None
