@@ -78,6 +78,11 @@ class OccupancyCache:
     async def is_occupied(self, channel: str) -> bool:
         return channel in await self.occupied([channel])
 
+    def known_vacant(self, channel: str) -> bool:
+        """True when a fresh answer says nobody watches `channel` (no query; False if unsure)."""
+        expires, occupied = self._known.get(channel, (0.0, True))
+        return not occupied and expires > self._clock()
+
     async def occupied(self, channels: Iterable[str]) -> set[str]:
         """The subset of `channels` that is occupied, querying only for stale entries."""
         now = self._clock()
