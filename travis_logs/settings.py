@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     worker_shutdown_grace_s: float = Field(default=20, ge=0)
     # A workflow cached by a worker that died moves to another worker after this long.
     worker_sticky_timeout_s: float = Field(default=10, gt=0)
+    # Capacity (README "Sizing"): how LogWorkflow runs. "sandboxed" re-imports the workflow
+    # module into a fresh sandbox per run (worker memory per open log, see bench/memory.py);
+    # "passthrough" shares the already imported workflow modules with every run (they are
+    # deterministic by contract: an import-linter rule keeps I/O out of them); "unsandboxed"
+    # runs them without the sandbox's per-run module state, and without its checks.
+    worker_workflow_runner: Literal["sandboxed", "passthrough", "unsandboxed"] = "passthrough"
     # PUT /logs content travels in a Temporal update, whose payloads are capped at 2 MiB.
     logs_max_put_bytes: int = Field(default=1 << 20, ge=1)
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
@@ -76,7 +77,18 @@ def build_worker(
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
+        workflow_runner=workflow_runner(settings),
     )
+
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox, or the sandbox sharing the workflow modules, or no sandbox (less memory)."""
+    if settings.worker_workflow_runner == "sandboxed":
+        return SandboxedWorkflowRunner()
+    if settings.worker_workflow_runner == "unsandboxed":
+        return UnsandboxedWorkflowRunner()
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("workflows", "activities")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
