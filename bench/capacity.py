@@ -402,7 +402,7 @@ class Row:
     c: int
     seconds: float
     sent: int
-    stored: float
+    stored: float  # while the load ran (the rest is backlog stored afterwards)
     lost: float
     live: list[float]
     purge: list[float]
@@ -479,14 +479,16 @@ async def level(
         sampler = asyncio.create_task(sample_backlog(channel, stk.settings.amqp_queue, backlog))
         await generate(exchange, stk.settings.amqp_routing_key, slots, sent)
         seconds = time.monotonic() - started
+        at_end = await ingest_counters(http, stk.metrics_url)  # what kept up with the offer
         purge = await wait_purged(pool, sent.finals, QUIET_S + 60)
         sampler.cancel()
         after, cpu1 = await ingest_counters(http, stk.metrics_url), cpu_all(stk, extra)
         live = list(watcher.latencies)
     report = await verify_archives(_s3_settings(stk), sent.manifest(), wait_s=10)
     stored = after.get("stored", 0) - before.get("stored", 0)
+    in_time = at_end.get("stored", 0) - before.get("stored", 0)
     return Row(
-        c, seconds, sent.parts, stored, sent.parts - stored, live, purge,
+        c, seconds, sent.parts, in_time, sent.parts - stored, live, purge,
         len(sent.finals) - len(purge), backlog,
         (len(report.matched), len(sent.manifest().jobs)), len(sent.finals),
         {k: cpu1[k] - cpu0[k] for k in cpu0}, {k: rss_mib(v) for k, v in stk.pids().items()},

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     logs_max_signals_per_run: int = Field(default=2000, ge=1, le=9000)
     # The Temporal worker (`travis-logs worker`): keep every open log workflow cached, since
     # an evicted one replays its history on its next task; run more workers beyond that.
-    worker_max_cached_workflows: int = Field(default=5000, ge=0)
+    worker_max_cached_workflows: int = Field(default=3000, ge=0)
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_db_pool_size: int = Field(default=10, ge=1)
     # On SIGTERM/SIGINT running activities get this long to finish before they are cancelled.
