@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     logs_heartbeat_timeout_s: float = Field(default=30, gt=0)
     # Continue-as-new after this many signals in one run (Temporal refuses the 10,001st).
     logs_max_signals_per_run: int = Field(default=2000, ge=1, le=9000)
-    # The Temporal worker (`travis-logs worker`): keep every open log workflow cached, since
-    # an evicted one replays its history on its next task; run more workers beyond that.
+    # The Temporal worker (`travis-logs worker`): open log workflows kept cached. An evicted
+    # one replays its history (short: 2-3 signals) on its next task; the cap bounds memory
+    # (about 82 KiB a cached log, bench/memory.py), so 10,000 open logs fit in 500 MB.
     worker_max_cached_workflows: int = Field(default=3000, ge=0)
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_db_pool_size: int = Field(default=10, ge=1)
