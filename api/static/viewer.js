@@ -127,9 +127,23 @@
       label.textContent = top.dataset.name;
       div.appendChild(label);
       summary.appendChild(div); // the fold's first line is its title
-    } else {
+    } else if (top.tagName === "DETAILS") {
       top.appendChild(div);
+    } else {
+      chunkOf(top).appendChild(div);
     }
+  }
+
+  // Top-level lines go in blocks of CHUNK_LINES: appending a line then lays out one small
+  // block, not a container of every line so far (which made live rendering quadratic).
+  const CHUNK_LINES = 100;
+  function chunkOf(root) {
+    const last = root.lastElementChild;
+    if (last && last.className === "chunk" && last.childElementCount < CHUNK_LINES) return last;
+    const chunk = document.createElement("div");
+    chunk.className = "chunk";
+    root.appendChild(chunk);
+    return chunk;
   }
 
   // The renderer appends text as it comes, so a live part costs O(that part): committed
