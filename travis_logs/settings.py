@@ -84,15 +84,23 @@ class Settings(BaseSettings):
     logs_heartbeat_timeout_s: float = Field(default=30, gt=0)
     # Continue-as-new after this many signals in one run (Temporal refuses the 10,001st).
     logs_max_signals_per_run: int = Field(default=2000, ge=1, le=9000)
-    # The Temporal worker (`travis-logs worker`): keep every open log workflow cached, since
-    # an evicted one replays its history on its next task; run more workers beyond that.
-    worker_max_cached_workflows: int = Field(default=5000, ge=0)
+    # The Temporal worker (`travis-logs worker`): open log workflows kept cached. An evicted
+    # one replays its history (short: 2-3 signals) on its next task; the cap bounds memory
+    # (about 82 KiB a cached log, bench/memory.py), so 10,000 open logs fit in 500 MB.
+    worker_max_cached_workflows: int = Field(default=3000, ge=0)
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_db_pool_size: int = Field(default=10, ge=1)
     # On SIGTERM/SIGINT running activities get this long to finish before they are cancelled.
     worker_shutdown_grace_s: float = Field(default=20, ge=0)
     # A workflow cached by a worker that died moves to another worker after this long.
     worker_sticky_timeout_s: float = Field(default=10, gt=0)
+    # Capacity (README "Sizing"): how sandboxed workflows run (LogWorkflow itself is declared
+    # unsandboxed; the sweeper is not). "sandboxed" re-imports the workflow
+    # module into a fresh sandbox per run (worker memory per open log, see bench/memory.py);
+    # "passthrough" shares the already imported workflow modules with every run (they are
+    # deterministic by contract: an import-linter rule keeps I/O out of them); "unsandboxed"
+    # runs them without the sandbox's per-run module state, and without its checks.
+    worker_workflow_runner: Literal["sandboxed", "passthrough", "unsandboxed"] = "passthrough"
 
     # AMQP names are settings so that tests and sharded setups can use their own.
     amqp_exchange: str = "reporting"

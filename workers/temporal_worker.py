@@ -26,7 +26,14 @@ from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
+from temporalio.worker import (
+    Interceptor,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
@@ -171,6 +178,7 @@ def build_worker(
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
+        workflow_runner=workflow_runner(settings),
     )
 
 
@@ -183,6 +191,16 @@ def _serve_metrics(settings: Settings, stack: AsyncExitStack) -> Runtime | None:
     if settings.temporal_metrics_port:
         return metrics_runtime(settings.temporal_metrics_port, settings.metrics_host)
     return None
+
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox, or the sandbox sharing the workflow modules, or no sandbox (less memory)."""
+    if settings.worker_workflow_runner == "sandboxed":
+        return SandboxedWorkflowRunner()
+    if settings.worker_workflow_runner == "unsandboxed":
+        return UnsandboxedWorkflowRunner()
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("workflows", "activities")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

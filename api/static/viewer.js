@@ -1,6 +1,6 @@
 // The log viewer: renders a job's log (ANSI colours, travis_fold sections, #L<n> anchors)
 // and follows it live over Pusher, applying parts in part-number order and filling gaps
-// from GET /log-parts after every (re)subscription.
+// from GET /log-parts after every (re)subscription and whenever a later part shows one.
 (function () {
   "use strict";
 
@@ -127,50 +127,153 @@
       label.textContent = top.dataset.name;
       div.appendChild(label);
       summary.appendChild(div); // the fold's first line is its title
-    } else {
+    } else if (top.tagName === "DETAILS") {
       top.appendChild(div);
+    } else {
+      chunkOf(top).appendChild(div);
     }
   }
 
-  function build(text, openNames) {
-    const root = document.createDocumentFragment();
-    const stack = [root];
-    const style = newStyle();
-    const lines = text.split("\n");
-    if (lines[lines.length - 1] === "") lines.pop();
-    let number = 0;
-    for (const raw of lines) {
-      let marked = false;
-      for (const m of raw.matchAll(MARKER)) {
-        marked = true;
-        if (m[1] !== "fold") continue;
-        if (m[2] === "start") openFold(stack, m[3], openNames);
-        else closeFold(stack, m[3]);
-      }
-      const line = raw.replace(MARKER, "");
-      if (marked && !visible(line.replace(/\r/g, ""))) continue;
-      const div = lineElement(++number, styledLine(line, style));
-      place(stack, div);
+  // Top-level lines go in blocks of CHUNK_LINES: appending a line then lays out one small
+  // block, not a container of every line so far (which made live rendering quadratic).
+  const CHUNK_LINES = 100;
+  function chunkOf(root) {
+    const last = root.lastElementChild;
+    if (last && last.className === "chunk" && last.childElementCount < CHUNK_LINES) return last;
+    const chunk = document.createElement("div");
+    chunk.className = "chunk";
+    root.appendChild(chunk);
+    return chunk;
+  }
+
+  // The renderer appends text as it comes, so a live part costs O(that part): committed
+  // lines stay in the DOM; only the unterminated last line (`tail`) is drawn provisionally
+  // and drawn again when the rest of it arrives. A reload feeds the same text through the
+  // same path in one call, so line numbers, folds and colours are the same live and after.
+  let view = null;
+
+  function newView(root, openNames) {
+    const v = { root, stack: [root], style: newStyle(), number: 0, tail: "", tailNode: null };
+    return Object.assign(v, { openNames, closed: false });
+  }
+
+  function commitLine(v, raw) {
+    let marked = false;
+    for (const m of raw.matchAll(MARKER)) {
+      marked = true;
+      if (m[1] !== "fold") continue;
+      if (m[2] === "start") openFold(v.stack, m[3], v.openNames);
+      else closeFold(v.stack, m[3]);
     }
-    return root;
+    const line = raw.replace(MARKER, "");
+    if (marked && !visible(line.replace(/\r/g, ""))) return;
+    place(v.stack, lineElement(++v.number, styledLine(line, v.style)));
+  }
+
+  // The tail as a line of its own (fold markers take effect once the line is complete).
+  function drawTail(v) {
+    const line = v.tail.replace(MARKER, "");
+    if (!visible(line.replace(/\r/g, ""))) return;
+    v.tailNode = lineElement(v.number + 1, styledLine(line, Object.assign(newStyle(), v.style)));
+    place(v.stack, v.tailNode);
+  }
+
+  function appendText(v, text, complete) {
+    if (v.tailNode) {
+      v.tailNode.remove();
+      v.tailNode = null;
+    }
+    const lines = (v.tail + text).split("\n");
+    v.tail = lines.pop();
+    for (const raw of lines) commitLine(v, raw);
+    if (complete && v.tail !== "") {
+      commitLine(v, v.tail); // the log's last line, without a newline
+      v.tail = "";
+      v.closed = true; // text after this (a late part) continues that line: rebuild then
+    }
+    drawTail(v);
   }
 
   function currentlyOpen() {
     return new Set([...logEl.querySelectorAll("details.fold[open]")].map((d) => d.dataset.name));
   }
 
-  function text() {
-    const numbers = [...parts.keys()].sort((a, b) => a - b);
-    return (state.content || "") + numbers.map((n) => parts.get(n)).join("");
+  const undrawn = new Set(); // numbers in `parts` not drawn yet
+  let applied = -Infinity; // highest part number drawn
+  let filledUpTo = -Infinity; // every part up to here that exists is in `parts` (from a fill)
+  let rebuild = true;
+
+  function complete() {
+    return finalSeen || state.complete;
+  }
+
+  // Parts that may be drawn now, in order: the next number, or one whose missing
+  // predecessors a fill showed not to exist. A part behind a gap waits for the fill.
+  function drawable() {
+    const ready = [];
+    const waiting = [...undrawn].sort((a, b) => a - b);
+    let last = applied;
+    for (const n of waiting) {
+      // Logs number their parts from 0 or 1; past that, a gap waits for a fill.
+      const first = last === -Infinity && n <= 1;
+      if (n !== last + 1 && !first && n - 1 > filledUpTo) break;
+      ready.push(n);
+      last = n;
+    }
+    return { ready, gap: ready.length < waiting.length };
+  }
+
+  function draw() {
+    const { ready, gap } = drawable();
+    if (view && view.closed && ready.length) rebuild = true;
+    if (rebuild) {
+      applied = -Infinity;
+      for (const n of parts.keys()) undrawn.add(n);
+      return drawParts(drawable());
+    }
+    return drawParts({ ready, gap });
+  }
+
+  function drawParts({ ready, gap }) {
+    if (rebuild) {
+      const fragment = document.createDocumentFragment();
+      view = newView(fragment, currentlyOpen());
+      appendText(view, state.content || "", false);
+    }
+    const text = ready.map((n) => parts.get(n)).join("");
+    if (ready.length) applied = ready[ready.length - 1];
+    for (const n of ready) undrawn.delete(n);
+    appendText(view, text, complete() && !gap);
+    if (rebuild) {
+      logEl.replaceChildren(view.root);
+      view.root = view.stack[0] = logEl;
+      rebuild = false;
+    }
+    if (gap) askForGap();
+  }
+
+  // A later number showed that a part did not come over Pusher (over 10 KB, or lost in a
+  // reconnect): fetch it at once, and again every 500 ms while the gap stays open.
+  let gapTimer = null;
+  function askForGap() {
+    if (gapTimer) return;
+    fillGaps();
+    gapTimer = setTimeout(() => {
+      gapTimer = null;
+      scheduleRender();
+    }, 500);
   }
 
   function render() {
+    const started = performance.now();
     renderQueued = false;
     const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
-    logEl.replaceChildren(build(text(), currentlyOpen()));
+    draw();
     if (!showAnchor() && atBottom && !state.complete) window.scrollTo(0, document.body.scrollHeight);
-    logEl.dataset.lines = String(logEl.querySelectorAll(".line").length);
+    logEl.dataset.lines = String(view.number + (view.tailNode ? 1 : 0));
+    renderMs += performance.now() - started;
   }
+  let renderMs = 0;
 
   // Open the folds around #L<n> and bring it into view, once it exists.
   function showAnchor() {
@@ -196,6 +299,8 @@
   function addPart(number, content, final) {
     if (typeof number !== "number" || parts.has(number)) return;
     parts.set(number, content || "");
+    undrawn.add(number);
+    if (number < applied) rebuild = true; // arrived after later ones were drawn
     if (final) {
       finalSeen = true;
       setStatus("finished", "finished");
@@ -246,6 +351,8 @@
           const chunk = missing.slice(i, i + 200).join(",");
           for (const p of await getParts("part_numbers=" + chunk)) addPart(p.number, p.content, p.final);
         }
+        if (known.length) filledUpTo = Math.max(filledUpTo, ...known.map((p) => p.number));
+        scheduleRender();
       } while (fillAgain);
     })()
       .catch((err) => setStatus("reconnecting (" + err.message + ")"))
@@ -297,6 +404,8 @@
     removed.hidden = false;
   }
   for (const p of state.parts) addPart(p.number, p.content, p.final);
+  // The page holds every part stored when it was made: gaps below its last one are real.
+  if (state.parts.length) filledUpTo = Math.max(...state.parts.map((p) => p.number));
   render();
   if (state.complete) setStatus("finished", "finished");
   else follow();
@@ -304,5 +413,10 @@
     anchorShown = false;
     showAnchor();
   });
-  window.travisLogsViewer = { parts, fillGaps, get finalSeen() { return finalSeen; } };
+  window.travisLogsViewer = {
+    parts,
+    fillGaps,
+    get finalSeen() { return finalSeen; },
+    get renderMs() { return renderMs; },
+  };
 })();

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -136,3 +136,69 @@ async def _purged(pool: asyncpg.Pool, job_id: int) -> None:
         assert row is not None and row["purged_at"] is not None
 
     await assert_eventually(purged, timeout=30)
+
+
+STREAMED = 3000
+LINE_IDS = "[...document.querySelectorAll('#log .line')].map(l => l.id)"
+RENDER_MS = "window.travisLogsViewer.renderMs"
+
+
+def streamed_parts() -> dict[int, str]:
+    """Whole lines, lines cut across two parts, and one part over Pusher's 10 KB limit."""
+    parts = {}
+    for n in range(1, STREAMED + 1):
+        if n == STREAMED // 2:
+            parts[n] = "big " + "x" * 12_000 + "\n"  # dropped by the publisher, never pushed
+        elif n % 10 == 3:
+            parts[n] = f"line {n} continues "  # the next part ends this line
+        else:
+            parts[n] = f"line {n}\n"
+    return parts
+
+
+async def test_viewer_keeps_up_with_3000_live_parts(
+    page: Page,
+    api_url: str,
+    api_settings: Settings,
+    pool: asyncpg.Pool,
+    temporal_client: Client,
+    job_id: int,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """3,000 live parts render in order, the dropped one fetched; a reload numbers them alike."""
+    parts = streamed_parts()
+    expected = "".join(parts.values()).split("\n")[:-1]
+    lines = f"document.getElementById('log').dataset.lines === '{len(expected)}'"
+    async with (
+        running_ingest(api_settings, pool, temporal_client),
+        broker(api_settings) as (_, topology),
+    ):
+        await page.goto(f"{api_url}/jobs/{job_id}")
+        await page.wait_for("document.getElementById('status').textContent === 'live'")
+        await publish(topology, api_settings, [part(job_id, n, text) for n, text in parts.items()])
+        await page.wait_for(lines, timeout=120)
+        assert await page.eval(LINE_TEXTS) == expected
+        live_ids, live_ms = await page.eval(LINE_IDS), await page.eval(RENDER_MS)
+
+        await page.goto(f"{api_url}/jobs/{job_id}")  # every part now comes with the page
+        await page.wait_for(lines, timeout=60)
+        assert await page.eval(LINE_TEXTS) == expected
+        assert (
+            await page.eval(LINE_IDS) == live_ids == [f"L{i}" for i in range(1, len(live_ids) + 1)]
+        )
+        loaded_ms = await page.eval(RENDER_MS)
+        await publish(topology, api_settings, [part(job_id, STREAMED + 1, "", final=True)])
+        await _purged(pool, job_id)
+    record_property("viewer_render_ms", {"live": live_ms, "loaded": loaded_ms})
+    _record_timing(live_ms, loaded_ms)
+    assert page.console == []
+
+
+def _record_timing(live_ms: float, loaded_ms: float) -> None:
+    """The rendering time, kept in test-output/ (timings are reported, not asserted)."""
+    line = (
+        f"viewer: {STREAMED} parts rendered live in {live_ms:.0f} ms of main-thread time,"
+        f" loaded at once in {loaded_ms:.0f} ms (live/loaded {live_ms / max(loaded_ms, 1):.2f})\n"
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "viewer-live-3000.txt").write_text(line, encoding="utf-8")

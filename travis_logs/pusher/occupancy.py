@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 # Pusher sends channel_occupied once; a viewer who stays longer than this stops getting
 # live parts, as in the original (reference §3 "Staleness").
@@ -74,9 +78,36 @@ class OccupancyCache:
         self._ttl_s = ttl_s
         self._clock = clock
         self._known: dict[str, tuple[float, bool]] = {}
+        self._expired: set[str] = set()
+        self._refresh: asyncio.Task[None] | None = None
 
     async def is_occupied(self, channel: str) -> bool:
         return channel in await self.occupied([channel])
+
+    def known_vacant(self, channel: str) -> bool:
+        """True when the last answer says nobody watches `channel`; never waits for a query.
+
+        An expired answer still counts, and is read again in the background (one query for
+        all channels that expired meanwhile): a per-part lookup would cost the ingest more
+        than the part. A viewer that has just subscribed misses at most the parts of that
+        one round trip, and the viewer fetches those as soon as the next part shows the gap.
+        """
+        expires, occupied = self._known.get(channel, (0.0, True))
+        if expires <= self._clock() and not occupied:
+            self._expired.add(channel)
+            if self._refresh is None:
+                self._refresh = asyncio.create_task(self._read_expired())
+        return not occupied
+
+    async def _read_expired(self) -> None:
+        try:
+            while self._expired:
+                channels, self._expired = self._expired, set()
+                await self.occupied(channels)
+        except Exception as err:  # the old answers stand until the next attempt
+            log.warning("occupancy refresh failed: %r", err)
+        finally:
+            self._refresh = None
 
     async def occupied(self, channels: Iterable[str]) -> set[str]:
         """The subset of `channels` that is occupied, querying only for stale entries."""

@@ -51,8 +51,12 @@ def payload_json(part: LogPart) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
+# A part waiting for Pusher, with its channel; serialised only once somebody watches it.
+_Pending = tuple[str, LogPart]
+
+
 class _Backlog:
-    """Events waiting for Pusher, handed out oldest first in chunks of up to 10.
+    """Parts waiting for Pusher, handed out oldest first in chunks of up to 10.
 
     A channel is never in two chunks under way at once, so its parts reach Pusher in order
     even though several calls run in parallel. Chunks fill up by themselves under load:
@@ -60,16 +64,16 @@ class _Backlog:
     """
 
     def __init__(self, limit: int) -> None:
-        self._pending: deque[Event] = deque()
+        self._pending: deque[_Pending] = deque()
         self._in_flight: set[str] = set()
         self._changed = asyncio.Condition()
         self.limit = limit
         self.held = 0  # queued or under way
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, item: _Pending) -> bool:
         if self.held >= self.limit:
             return False
-        self._pending.append(event)
+        self._pending.append(item)
         self.held += 1
         return True
 
@@ -77,15 +81,15 @@ class _Backlog:
         async with self._changed:
             self._changed.notify(count)
 
-    async def take(self) -> list[Event]:
+    async def take(self) -> list[_Pending]:
         async with self._changed:
             while not (chunk := self._chunk()):
                 await self._changed.wait()
             return chunk
 
-    async def done(self, chunk: list[Event]) -> None:
+    async def done(self, chunk: list[_Pending]) -> None:
         async with self._changed:
-            self._in_flight.difference_update(e["channel"] for e in chunk)
+            self._in_flight.difference_update(channel for channel, _ in chunk)
             self.held -= len(chunk)
             self._changed.notify_all()
 
@@ -93,17 +97,17 @@ class _Backlog:
         async with self._changed:
             await self._changed.wait_for(lambda: self.held == 0)
 
-    def _chunk(self) -> list[Event]:
-        chunk: list[Event] = []
-        skipped: list[Event] = []
+    def _chunk(self) -> list[_Pending]:
+        chunk: list[_Pending] = []
+        skipped: list[_Pending] = []
         # Bounded, so that a large backlog behind busy channels costs little per call.
         for _ in range(min(len(self._pending), _SCAN)):
             if len(chunk) == BATCH_SIZE:
                 break
-            event = self._pending.popleft()
-            (skipped if event["channel"] in self._in_flight else chunk).append(event)
+            item = self._pending.popleft()
+            (skipped if item[0] in self._in_flight else chunk).append(item)
         self._pending.extendleft(reversed(skipped))
-        self._in_flight.update(e["channel"] for e in chunk)
+        self._in_flight.update(channel for channel, _ in chunk)
         return chunk
 
 
@@ -131,23 +135,30 @@ class PusherPublisher:
         """Queue `parts` for their channels and return at once."""
         try:
             self._start()
-            queued = sum(self._enqueue(part) for part in parts)
+            queued = sum(self._enqueue(part) for part in self._maybe_watched(parts))
             if queued:
                 await self._backlog.wake(-(-queued // BATCH_SIZE))
         except Exception:  # a bug here must not fail the ingest that called us
             log.exception("Pusher publish failed")
             ERRORS.labels("publish").inc()
 
+    def _maybe_watched(self, parts: Sequence[LogPart]) -> list[LogPart]:
+        """`parts` less those the occupancy cache knows nobody watches (most, in production).
+
+        Dropping them here, before any serialising or queueing, is most of what the
+        existence check saves the ingest.
+        """
+        if self._occupancy is None:
+            return list(parts)
+        vacant = self._occupancy.known_vacant
+        kept = [p for p in parts if not vacant(channel_name(p.job_id, self._private))]
+        if len(kept) < len(parts):
+            EVENTS.labels("skipped").inc(len(parts) - len(kept))
+        return kept
+
     def _enqueue(self, part: LogPart) -> bool:
-        data = payload_json(part)
-        if len(data.encode()) > MAX_DATA_BYTES:
-            EVENTS.labels("too_large").inc()
-            self._warn.warning(
-                "part %d of job %d is too large for Pusher", part.number, part.job_id
-            )
-            return False
         channel = channel_name(part.job_id, self._private)
-        if not self._backlog.offer({"channel": channel, "name": EVENT_NAME, "data": data}):
+        if not self._backlog.offer((channel, part)):
             EVENTS.labels("dropped").inc()
             self._warn.warning(
                 "Pusher queue full (%d parts): dropping live parts", self._backlog.limit
@@ -179,25 +190,38 @@ class PusherPublisher:
         while True:
             chunk = await self._backlog.take()
             try:
-                watched = await self._watched(chunk)
+                watched = [e for e in map(self._event, await self._watched(chunk)) if e]
                 if watched:
                     await self._send(transport, watched)
             finally:
                 await self._backlog.done(chunk)
 
-    async def _watched(self, events: list[Event]) -> list[Event]:
-        """The events whose channel somebody watches (all of them without the check)."""
+    async def _watched(self, chunk: list[_Pending]) -> list[_Pending]:
+        """The parts whose channel somebody watches (all of them without the check)."""
         if self._occupancy is None:
-            return events
+            return chunk
         try:
-            occupied = await self._occupancy.occupied({e["channel"] for e in events})
+            occupied = await self._occupancy.occupied({channel for channel, _ in chunk})
         except Exception as err:  # without the database, pushing beats going dark
             ERRORS.labels(f"occupancy_{type(err).__name__}").inc()
             self._warn.warning("occupancy lookup failed, pushing anyway: %r", err)
-            return events
-        kept = [e for e in events if e["channel"] in occupied]
-        EVENTS.labels("skipped").inc(len(events) - len(kept))
+            return chunk
+        kept = [item for item in chunk if item[0] in occupied]
+        EVENTS.labels("skipped").inc(len(chunk) - len(kept))
         return kept
+
+    def _event(self, item: _Pending) -> Event | None:
+        """The Pusher event of a part; None (counted) when it exceeds Pusher's 10 KB."""
+        channel, part = item
+        data = payload_json(part)
+        # At most 4 UTF-8 bytes a character: short strings need no encoding to be measured.
+        if len(data) > MAX_DATA_BYTES // 4 and len(data.encode()) > MAX_DATA_BYTES:
+            EVENTS.labels("too_large").inc()
+            self._warn.warning(
+                "part %d of job %d is too large for Pusher", part.number, part.job_id
+            )
+            return None
+        return {"channel": channel, "name": EVENT_NAME, "data": data}
 
     async def _send(self, transport: Transport, batch: list[Event]) -> None:
         started = time.perf_counter()
