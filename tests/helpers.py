@@ -1,4 +1,4 @@
-"""Small helpers shared by the tests."""
+"""Helpers shared by the tests: ports, waiting, the Temporal servers, database and S3 set-up."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
+import asyncpg
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.testing import WorkflowEnvironment
 
+from travis_logs.archive_store import ArchiveStore
 from travis_logs.binaries import executable
+from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from workflows.models import SEARCH_ATTRIBUTES
 
@@ -88,3 +92,62 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             env[name.upper()] = str(value)
     env.update(extra)
     return env
+
+
+# --- Database and S3 set-up ---------------------------------------------------------------
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[ArchiveStore]:
+    async with s3_client(settings) as s3:
+        yield ArchiveStore.for_settings(s3, settings)
+
+
+async def store_parts(
+    pool: asyncpg.Pool,
+    job_id: int,
+    parts: Mapping[int, str],
+    *,
+    final: int | None = None,
+    age_s: float = 0,
+) -> int:
+    """Insert the log row and parts (and final_number) as the ingest does; the log's id."""
+    async with pool.acquire() as conn, conn.transaction():
+        log_id: int = await conn.fetchval(
+            "INSERT INTO logs (job_id) VALUES ($1)"
+            " ON CONFLICT (job_id) DO UPDATE SET job_id = EXCLUDED.job_id RETURNING id",
+            job_id,
+        )
+        await conn.executemany(
+            "INSERT INTO log_parts (log_id, number, content, final, created_at)"
+            " VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5))"
+            " ON CONFLICT (log_id, number) DO NOTHING",
+            [(log_id, n, text, n == final, float(age_s)) for n, text in parts.items()],
+        )
+        if final is not None:
+            # GREATEST ignores NULL: the first final number, or the larger one (as the ingest).
+            await conn.execute(
+                "UPDATE logs SET final_number = GREATEST(final_number, $2) WHERE id = $1",
+                log_id,
+                final,
+            )
+    return log_id
+
+
+async def log_row(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record:
+    row: asyncpg.Record = await pool.fetchrow("SELECT * FROM logs WHERE job_id = $1", job_id)
+    return row
+
+
+async def stored_numbers(pool: asyncpg.Pool, job_id: int) -> list[int]:
+    rows = await pool.fetch(
+        "SELECT p.number FROM log_parts p JOIN logs l ON l.id = p.log_id"
+        " WHERE l.job_id = $1 ORDER BY p.number",
+        job_id,
+    )
+    return [r["number"] for r in rows]
+
+
+def joined(parts: Mapping[int, str]) -> str:
+    """The log the parts make, in number order."""
+    return "".join(text for _, text in sorted(parts.items()))

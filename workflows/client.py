@@ -40,17 +40,38 @@ def workflow_input(settings: Settings, job_id: int) -> LogWorkflowInput:
     return LogWorkflowInput(job_id=job_id, timings=timings(settings))
 
 
+def start_options(settings: Settings, job_id: int) -> dict[str, Any]:
+    """What every start of a job's run carries: its id, queue, summary and search attributes."""
+    return {
+        "id": workflow_id(job_id),
+        "task_queue": settings.temporal_task_queue,
+        "static_summary": f"Log of job {job_id}",
+        "search_attributes": start_search_attributes(job_id),
+    }
+
+
+def start_operation(
+    settings: Settings,
+    job_id: int,
+    conflict: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.USE_EXISTING,
+) -> WithStartWorkflowOperation[Any, Any]:
+    """The start half of an update-with-start for the job's run."""
+    return WithStartWorkflowOperation(
+        WORKFLOW_TYPE,
+        workflow_input(settings, job_id),
+        id_conflict_policy=conflict,
+        **start_options(settings, job_id),
+    )
+
+
 async def signal_parts(client: Client, settings: Settings, signal: PartsSignal) -> None:
     """Signal-with-start: one RPC, durable once it returns; starts a run when none is open."""
     await client.start_workflow(
         WORKFLOW_TYPE,
         workflow_input(settings, signal.job_id),
-        id=workflow_id(signal.job_id),
-        task_queue=settings.temporal_task_queue,
         start_signal=SIGNAL_PARTS,
         start_signal_args=[signal],
-        static_summary=f"Log of job {signal.job_id}",
-        search_attributes=start_search_attributes(signal.job_id),
+        **start_options(settings, signal.job_id),
     )
 
 
@@ -58,19 +79,10 @@ async def replace_content(
     client: Client, settings: Settings, job_id: int, inp: ReplaceContentInput
 ) -> ReplaceContentResult:
     """Run the replace update, starting the workflow first when no run is open."""
-    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-        WORKFLOW_TYPE,
-        workflow_input(settings, job_id),
-        id=workflow_id(job_id),
-        task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Log of job {job_id}",
-        search_attributes=start_search_attributes(job_id),
-    )
     result: ReplaceContentResult = await client.execute_update_with_start_workflow(
         UPDATE_REPLACE,
         inp,
-        start_workflow_operation=start,
+        start_workflow_operation=start_operation(settings, job_id),
         result_type=ReplaceContentResult,
         rpc_timeout=timedelta(seconds=30),
     )

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecutionDescription,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from travis_logs.settings import Settings
-from workflows.client import workflow_input
+from workflows.client import start_operation
 from workflows.models import (
     QUERY_STATUS,
     UPDATE_FORCE_AGGREGATE,
@@ -67,19 +64,11 @@ async def lifecycle_update(
     client: Client, settings: Settings, job_id: int, command: str, reason: str
 ) -> UpdateOutcome:
     """Run `rearchive` or `force-aggregate` on the job's workflow, starting one if needed."""
-    start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-        WORKFLOW_TYPE,
-        workflow_input(settings, job_id),
-        id=workflow_id(job_id),
-        task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Log of job {job_id}",
-    )
     try:
         result: LifecycleResult = await client.execute_update_with_start_workflow(
             UPDATES[command],
             _input(command, reason),
-            start_workflow_operation=start,
+            start_workflow_operation=start_operation(settings, job_id),
             result_type=LifecycleResult,
             rpc_timeout=UPDATE_TIMEOUT,
         )

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -23,12 +21,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.reconcile_plan import Action
 from travis_logs.ratelimit import RateLimiter
 from travis_logs.settings import Settings
-from workflows.client import workflow_input
+from workflows.client import start_operation, start_options, workflow_input
 from workflows.models import (
     UPDATE_FORCE_AGGREGATE,
     WORKFLOW_TYPE,
     ForceAggregateInput,
-    start_search_attributes,
     workflow_id,
 )
 
@@ -91,24 +88,13 @@ class TemporalFixer:
         await self._client.start_workflow(
             WORKFLOW_TYPE,
             workflow_input(self._settings, job_id),
-            id=workflow_id(job_id),
-            task_queue=self._settings.temporal_task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"Log of job {job_id}",
-            search_attributes=start_search_attributes(job_id),
+            **start_options(self._settings, job_id),
         )
 
     async def _force(self, job_id: int) -> None:
         """Start the run and, in the same request, ask it to aggregate without a final part."""
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            WORKFLOW_TYPE,
-            workflow_input(self._settings, job_id),
-            id=workflow_id(job_id),
-            task_queue=self._settings.temporal_task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            static_summary=f"Log of job {job_id}",
-            search_attributes=start_search_attributes(job_id),
-        )
+        start = start_operation(self._settings, job_id, WorkflowIDConflictPolicy.FAIL)
         # Accepted is enough: the run owns the log from here on.
         await self._client.start_update_with_start_workflow(
             UPDATE_FORCE_AGGREGATE,

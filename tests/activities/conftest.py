@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from tests.workflows.support import open_store
+from tests.helpers import open_store
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 

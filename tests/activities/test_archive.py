@@ -13,8 +13,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.models import AggregateInput, ArchiveInput, VerifyInput
+from tests.helpers import log_row, open_store, store_parts
 from tests.workflows.proxy import BlackholeProxy
-from tests.workflows.support import log_row, open_store, store_parts
 from travis_logs.archive_store import CONTENT_TYPE, ArchiveConflict, ArchiveStore
 from travis_logs.errors import S3Timeout
 from travis_logs.settings import Settings

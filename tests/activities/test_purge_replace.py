@@ -17,7 +17,7 @@ from activities.models import (
 from activities.purge import PurgeActivities
 from activities.replace import ReplaceActivities
 from api.uploads import stage
-from tests.workflows.support import log_row, store_parts, stored_numbers
+from tests.helpers import log_row, store_parts, stored_numbers
 from travis_logs.archive_store import ArchiveStore
 
 env = ActivityEnvironment()

@@ -25,11 +25,9 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from tests.helpers import free_port
+from tests.helpers import free_port, open_store
 from tests.pusher_support import ensure_pusher_js, pusher_settings, serve, server_config
-from travis_logs.archive_store import ArchiveStore
 from travis_logs.localpusher.app import create_app as create_pusher_app
-from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities
 
@@ -176,7 +174,7 @@ async def log_worker(
     api_settings: Settings, temporal_env: WorkflowEnvironment, pool: asyncpg.Pool
 ) -> AsyncIterator[None]:
     """The production LogWorkflow worker (build_worker) on the API's task queue."""
-    async with s3_client(api_settings) as s3:
-        activities = lifecycle_activities(pool, ArchiveStore(s3, api_settings.s3_bucket))
+    async with open_store(api_settings) as store:
+        activities = lifecycle_activities(pool, store)
         async with build_worker(temporal_env.client, api_settings, activities):
             yield

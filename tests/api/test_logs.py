@@ -10,9 +10,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Keys
-from tests.helpers import assert_eventually
-from travis_logs.archive_store import ArchiveStore
-from travis_logs.s3 import s3_client
+from tests.helpers import assert_eventually, open_store
 from travis_logs.settings import Settings
 
 LOG_KEYS = {
@@ -32,8 +30,8 @@ LOG_KEYS = {
 
 
 async def archived(settings: Settings, job_id: int) -> bytes | None:
-    async with s3_client(settings) as s3:
-        return await ArchiveStore(s3, settings.s3_bucket).fetch(job_id)
+    async with open_store(settings) as store:
+        return await store.fetch(job_id)
 
 
 async def send_parts(

@@ -21,8 +21,8 @@ from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyIn
 from activities.purge import PurgeActivities
 from api.reading import read_log, viewer_log
 from tests.api.conftest import TOKEN, running_api
+from tests.helpers import log_row, open_store, store_parts
 from tests.workflows.proxy import BlackholeProxy
-from tests.workflows.support import log_row, open_store, store_parts
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, open_store
 from tests.workflows.proxy import BlackholeProxy
-from tests.workflows.support import open_store
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.errors import S3Timeout
 from travis_logs.settings import Settings

@@ -12,11 +12,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests import legacy
+from tests.helpers import open_store
 from tests.workflows.support import fast
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import admin_dsn, create_pool, with_database
 from travis_logs.migrate import migrate
-from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities, sweeper_activities
 
@@ -44,8 +44,8 @@ async def adopted_database(
         quick = fast(settings, database_url=dsn, sweeper_schedule_id=f"sweeper-{name}")
         pool = await create_pool(dsn, max_size=10)
         try:
-            async with s3_client(quick) as s3:
-                store = ArchiveStore(s3, quick.s3_bucket)
+            async with open_store(quick) as store:
+                s3 = store.client
                 for log in seeded.logs.values():
                     if log.archived is not None:  # as travis-logs wrote it: no metadata
                         await s3.put_object(

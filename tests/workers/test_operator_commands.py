@@ -9,9 +9,9 @@ import asyncpg
 from rich.console import Console
 from temporalio.client import Client
 
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, open_store, store_parts
 from tests.workflows.faults import AfterActivity, corrupt_archive
-from tests.workflows.support import fast, handle_of, open_store, send, store_parts
+from tests.workflows.support import fast, handle_of, send
 from travis_logs.settings import Settings
 from workers import lifecycle_command, status
 from workers.temporal_worker import build_worker, lifecycle_activities

@@ -10,7 +10,8 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.workflows.support import fast, open_store
+from tests.helpers import open_store
+from tests.workflows.support import fast
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities

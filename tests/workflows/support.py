@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from temporalio.client import Client, WorkflowHandle
 
 from tests.helpers import assert_eventually
-from travis_logs.archive_store import ArchiveStore
-from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from workflows.client import signal_parts
 from workflows.log_workflow import LogWorkflow
@@ -39,43 +35,6 @@ def fast(settings: Settings, **overrides: Any) -> Settings:
     return settings.model_copy(update={**FAST, **overrides})
 
 
-@asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[ArchiveStore]:
-    async with s3_client(settings) as s3:
-        yield ArchiveStore.for_settings(s3, settings)
-
-
-async def store_parts(
-    pool: asyncpg.Pool,
-    job_id: int,
-    parts: Mapping[int, str],
-    *,
-    final: int | None = None,
-    age_s: float = 0,
-) -> int:
-    """Insert the log row and parts (and final_number) as the ingest does; the log's id."""
-    async with pool.acquire() as conn, conn.transaction():
-        log_id: int = await conn.fetchval(
-            "INSERT INTO logs (job_id) VALUES ($1)"
-            " ON CONFLICT (job_id) DO UPDATE SET job_id = EXCLUDED.job_id RETURNING id",
-            job_id,
-        )
-        await conn.executemany(
-            "INSERT INTO log_parts (log_id, number, content, final, created_at)"
-            " VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5))"
-            " ON CONFLICT (log_id, number) DO NOTHING",
-            [(log_id, n, text, n == final, float(age_s)) for n, text in parts.items()],
-        )
-        if final is not None:
-            # GREATEST ignores NULL: the first final number, or the larger one (as the ingest).
-            await conn.execute(
-                "UPDATE logs SET final_number = GREATEST(final_number, $2) WHERE id = $1",
-                log_id,
-                final,
-            )
-    return log_id
-
-
 def refs(parts: Mapping[int, str], final: int | None = None) -> list[PartRef]:
     return [PartRef(n, len(text.encode()), n == final) for n, text in parts.items()]
 
@@ -90,25 +49,6 @@ async def send(
     """Signal the parts (signal-with-start), as the ingest does for transitions."""
     await signal_parts(client, settings, PartsSignal(job_id, refs(parts, final)))
     return handle_of(client, job_id)
-
-
-async def log_row(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record:
-    row: asyncpg.Record = await pool.fetchrow("SELECT * FROM logs WHERE job_id = $1", job_id)
-    return row
-
-
-async def stored_numbers(pool: asyncpg.Pool, job_id: int) -> list[int]:
-    rows = await pool.fetch(
-        "SELECT p.number FROM log_parts p JOIN logs l ON l.id = p.log_id"
-        " WHERE l.job_id = $1 ORDER BY p.number",
-        job_id,
-    )
-    return [r["number"] for r in rows]
-
-
-def joined(parts: Mapping[int, str]) -> str:
-    """The log the parts make, in number order."""
-    return "".join(text for _, text in sorted(parts.items()))
 
 
 HISTORIES = Path(__file__).parent / "histories"

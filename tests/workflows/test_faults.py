@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import asyncpg
 from temporalio.client import Client
 
-from tests.helpers import assert_eventually, free_port
+from tests.helpers import assert_eventually, free_port, joined, log_row, open_store, store_parts
 from tests.workflows.faults import AfterActivity, corrupt_archive
 from tests.workflows.proxy import BlackholeProxy, StallingProxy
-from tests.workflows.support import fast, joined, log_row, open_store, send, store_parts
+from tests.workflows.support import fast, send
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities

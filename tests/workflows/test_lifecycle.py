@@ -12,19 +12,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, joined, log_row, store_parts, stored_numbers
 from tests.workflows.faults import AfterActivity
-from tests.workflows.support import (
-    continued_state,
-    fast,
-    handle_of,
-    joined,
-    log_row,
-    record,
-    send,
-    store_parts,
-    stored_numbers,
-)
+from tests.workflows.support import continued_state, fast, handle_of, record, send
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities

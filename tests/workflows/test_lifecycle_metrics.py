@@ -10,9 +10,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.helpers import assert_eventually, free_port
+from tests.helpers import assert_eventually, free_port, open_store, store_parts
 from tests.workflows.metrics_probe import MetricsProbe, probe_step
-from tests.workflows.support import fast, open_store, send, store_parts
+from tests.workflows.support import fast, send
 from travis_logs.settings import Settings
 from travis_logs.temporal import metrics_runtime
 from workers.temporal_worker import build_worker, lifecycle_activities

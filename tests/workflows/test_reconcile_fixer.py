@@ -9,8 +9,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.reconcile_plan import Action
-from tests.helpers import assert_eventually
-from tests.workflows.support import handle_of, store_parts
+from tests.helpers import assert_eventually, store_parts
+from tests.workflows.support import handle_of
 from travis_logs.ratelimit import RateLimiter
 from travis_logs.settings import Settings
 from workflows.reconcile import TemporalFixer

@@ -16,9 +16,9 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Interceptor, Worker
 
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, joined, log_row, open_store, store_parts
 from tests.workflows.faults import AfterActivity, corrupt_archive
-from tests.workflows.support import fast, joined, log_row, open_store, record, send, store_parts
+from tests.workflows.support import fast, record, send
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities

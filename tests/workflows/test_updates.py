@@ -12,18 +12,9 @@ from temporalio.exceptions import ActivityError
 from temporalio.worker import Worker
 
 from api.uploads import stage
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, log_row, open_store, store_parts
 from tests.workflows.faults import AfterActivity, corrupt_archive
-from tests.workflows.support import (
-    continued_state,
-    fast,
-    handle_of,
-    log_row,
-    open_store,
-    record,
-    send,
-    store_parts,
-)
+from tests.workflows.support import continued_state, fast, handle_of, record, send
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities

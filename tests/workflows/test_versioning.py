@@ -9,8 +9,8 @@ import asyncpg
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from tests.helpers import assert_eventually
-from tests.workflows.support import fast, send, store_parts
+from tests.helpers import assert_eventually, store_parts
+from tests.workflows.support import fast, send
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import (
