@@ -175,16 +175,17 @@ async def test_existence_check_skips_unwatched_channels(
 
 
 async def test_unreachable_pusher_costs_ingest_nothing(defaults: Settings, job_id: int) -> None:
-    """Publishing to a closed port returns at once; every failed part is counted."""
+    """Publishing to a closed port raises nothing; every failed part is counted.
+
+    That publishing never waits on Pusher is the silent-server test below (a wall-clock
+    bound here failed on a loaded machine and measured nothing a refused connection shows).
+    """
     publisher = build_publisher(pusher_settings(defaults, _closed_port()), None)
     failed, errors = counted("failed"), errors_counted()
     parts = [LogPart(job_id, n, "x", False) for n in range(2000)]
-    started = time.perf_counter()
     await publisher.publish(parts)
-    publish_s = time.perf_counter() - started
     await publisher.flush()
     await publisher.aclose()
-    assert publish_s < 0.1
     assert counted("failed") - failed == 2000
     assert errors_counted() - errors == 200  # one per trigger_batch call
 
