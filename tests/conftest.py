@@ -22,7 +22,8 @@ from moto.server import ThreadedMotoServer
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import free_port, start_dev_server, start_time_skipping_server
+from tests.helpers import free_port, open_store, start_dev_server, start_time_skipping_server
+from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import admin_dsn, create_pool, with_database
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
@@ -121,6 +122,16 @@ async def s3_bucket(s3_endpoint: str) -> str:
     ) as s3:
         await s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest_asyncio.fixture
+async def store(
+    defaults: Settings, s3_endpoint: str, s3_bucket: str
+) -> AsyncIterator[ArchiveStore]:
+    """The archive store on this session's moto bucket (lifecycle tests have their own)."""
+    on_moto = defaults.model_copy(update={"s3_endpoint_url": s3_endpoint, "s3_bucket": s3_bucket})
+    async with open_store(on_moto) as archive:
+        yield archive
 
 
 # --- Temporal -------------------------------------------------------------------------------

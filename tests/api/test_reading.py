@@ -8,11 +8,8 @@ spliced in by number; numbers it holds (re-deliveries, divergent re-sends) are s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
-import pytest_asyncio
 from temporalio.testing import ActivityEnvironment
 
 from activities.aggregate import AggregateActivities
@@ -21,7 +18,7 @@ from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyIn
 from activities.purge import PurgeActivities
 from api.reading import read_log, viewer_log
 from tests.api.conftest import TOKEN, running_api
-from tests.helpers import log_row, open_store, store_parts
+from tests.helpers import log_row, store_parts
 from tests.workflows.proxy import BlackholeProxy
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
@@ -31,15 +28,6 @@ env = ActivityEnvironment()
 
 def lines(numbers: range | list[int], tag: str = "") -> dict[int, str]:
     return {n: f"part {n}{tag}\n" for n in numbers}
-
-
-@pytest_asyncio.fixture
-async def store(
-    defaults: Settings, s3_endpoint: str, s3_bucket: str
-) -> AsyncIterator[ArchiveStore]:
-    on_moto = defaults.model_copy(update={"s3_endpoint_url": s3_endpoint, "s3_bucket": s3_bucket})
-    async with open_store(on_moto) as archive:
-        yield archive
 
 
 async def aggregate(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> str:

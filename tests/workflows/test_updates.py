@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ActivityError
 from temporalio.worker import Worker
 
@@ -164,11 +164,7 @@ async def test_verify_failed_keeps_the_log_until_a_rearchive_succeeds(
             await store_parts(pool, job_id, PARTS, final=2)
             handle = await send(temporal_client, limited, job_id, PARTS, final=2)
 
-            async def failed() -> None:
-                described = await handle.describe()
-                assert described.typed_search_attributes.get(LOG_STATE) == "verify_failed"
-
-            await assert_eventually(failed)
+            await assert_eventually(lambda: searchable_state(handle, "verify_failed"))
             row = await log_row(pool, job_id)
             assert row["content"] == "a\nb\n" and row["purged_at"] is None
             assert row["archive_verified"] is False
@@ -247,11 +243,7 @@ async def test_verify_failed_log_continues_as_new_under_resent_signals(
             await store_parts(pool, job_id, PARTS, final=2)
             handle = await send(temporal_client, limited, job_id, PARTS, final=2)
 
-            async def failed() -> None:
-                described = await handle.describe()
-                assert described.typed_search_attributes.get(LOG_STATE) == "verify_failed"
-
-            await assert_eventually(failed)
+            await assert_eventually(lambda: searchable_state(handle, "verify_failed"))
             gate = asyncio.Semaphore(50)
 
             async def resend(n: int) -> None:
@@ -264,8 +256,14 @@ async def test_verify_failed_log_continues_as_new_under_resent_signals(
             assert carried.phase is Phase.HOLD and carried.known == {0, 1, 2}
             status = await handle_of(temporal_client, job_id).query(LogWorkflow.status)
             assert status.state == LogState.VERIFY_FAILED
-            await assert_eventually(failed)
+            await assert_eventually(lambda: searchable_state(handle, "verify_failed"))
             await handle.terminate("test done")
     row = await log_row(pool, job_id)
     assert row["purged_at"] is None and row["content"] == "a\nb\n"
     assert corrupt.fired == 1  # resent parts are no reason to archive again
+
+
+async def searchable_state(handle: WorkflowHandle[Any, Any], expected: str) -> None:
+    """The run's LogState search attribute is `expected` (for assert_eventually)."""
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(LOG_STATE) == expected
