@@ -19,12 +19,12 @@ from bench.faultkit.s3proxy import FaultProxy
 from bench.faultkit.services import (
     Child,
     Moto,
-    PrivatePostgres,
     PrivateRabbit,
     TemporalServer,
     free_port,
     wait_port,
 )
+from tests.private_postgres import PrivatePostgres
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
 from workers.devstack import register_search_attributes, wait_for_temporal

@@ -1,87 +1,20 @@
 """Services the ingest failure tests may break without disturbing anyone else's.
 
-A private PostgreSQL cluster (stopped and started by the test), a TCP proxy that can stall
-a connection mid-stream, and `travis-logs ingest` as a subprocess to SIGKILL.
+A TCP proxy that can stall a connection mid-stream, and `travis-logs ingest` as a subprocess
+to SIGKILL. The private PostgreSQL cluster is tests/private_postgres.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from tests.helpers import assert_eventually, free_port
 from travis_logs.binaries import executable
-
-
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise RuntimeError(f"no PostgreSQL server binaries ({name}) under /usr/lib/postgresql")
-    return found[-1]
-
-
-class PrivatePostgres:
-    """A throwaway cluster in a temporary folder, run as the `postgres` OS user when root."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.data = folder / "data"
-        self.port = free_port()
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/travis_logs"
-
-    def _run(self, *args: str) -> None:
-        command = list(args)
-        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def init(self) -> None:
-        if os.geteuid() == 0:
-            shutil.chown(self.folder, "postgres")
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(
-            _pg_bin("pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-w",
-            "-l",
-            str(self.folder / "log"),
-            "start",
-        )
-
-    def stop(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
-@contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A started private cluster, stopped and deleted afterwards."""
-    with tempfile.TemporaryDirectory(prefix="travis-logs-pg-") as folder:
-        os.chmod(folder, 0o755)
-        cluster = PrivatePostgres(Path(folder))
-        cluster.init()
-        cluster.start()
-        try:
-            yield cluster
-        finally:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                cluster.stop()
 
 
 class TcpProxy:

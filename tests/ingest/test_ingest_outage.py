@@ -13,7 +13,6 @@ from temporalio.client import Client
 
 from ingest.topology import REASON_HEADER, dead_letter_names
 from tests.helpers import assert_eventually, free_port
-from tests.ingest.ingest_services import PrivatePostgres, private_postgres
 from tests.ingest.ingest_support import (
     broker,
     job_parts,
@@ -25,6 +24,7 @@ from tests.ingest.ingest_support import (
     unacked,
     wait_stored,
 )
+from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.pusher_support import pusher_settings
 from travis_logs.db import create_pool
 from travis_logs.migrate import migrate

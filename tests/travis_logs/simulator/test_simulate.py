@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -169,10 +168,7 @@ def test_manifest_round_trip_and_bad_manifest(tmp_path: Path):
         Manifest.read(path)
 
 
-def test_generator_makes_megabytes_per_second():
-    """Benchmarks can use the generator as their producer: it makes several MB of log per second."""
-    started = time.perf_counter()
+def test_generator_builds_a_log_of_the_size_asked_for():
+    """Benchmarks use the generator as their producer: `log_bytes` sets the log's size."""
     job = build_job(17, 1, JobOptions(content=ContentOptions(log_bytes=4_000_000)))
-    elapsed = time.perf_counter() - started
-    assert job.record.bytes > 4_000_000
-    assert job.record.bytes / elapsed > 2_000_000
+    assert 4_000_000 < job.record.bytes < 4_100_000
