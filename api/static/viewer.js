@@ -301,11 +301,10 @@
     const el = document.getElementById("timeline");
     const last = Date.parse(t.final_part || "");
     const words = [];
-    for (const step of ["archived", "verified", "purged"]) {
-      const at = Date.parse(t[step] || "");
-      if (!Number.isNaN(at) && !Number.isNaN(last)) words.push(`${step} ${since(at - last)}`);
+    const archived = Date.parse(t.archived || "");
+    if (!Number.isNaN(archived) && !Number.isNaN(last)) {
+      words.push(`archived ${since(archived - last)} after the last line`);
     }
-    if (words.length) words[words.length - 1] += " after the last line";
     const missing = state.missing_parts || [];
     if (missing.length) {
       const list = missing.map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`)).join(", ");
