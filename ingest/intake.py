@@ -41,14 +41,15 @@ SELECT id, job_id, final_number,
 FROM logs WHERE job_id = ANY($1::bigint[])
 """
 # Sorted input: two transactions creating the same jobs take their locks in the same order.
+# A row created here gets its first part in this batch: first_part_at is set with it.
 _CREATE_LOGS = """
-INSERT INTO logs (job_id)
-SELECT job_id FROM unnest($1::bigint[]) AS t(job_id) ORDER BY job_id
+INSERT INTO logs (job_id, first_part_at)
+SELECT job_id, now() FROM unnest($1::bigint[]) AS t(job_id) ORDER BY job_id
 ON CONFLICT (job_id) DO NOTHING
 RETURNING id, job_id
 """
-# The same statement stamps first_part_at on logs that had none (the timeline), so the
-# batch costs no extra round trip; only a log's first batch writes its row.
+# The same statement stamps first_part_at on older rows that had none (created by PUT /logs,
+# replaced, adopted), so the batch costs no extra round trip and locks no other row.
 _INSERT_PARTS = """
 WITH stored AS (
     INSERT INTO log_parts (log_id, number, content, final)
