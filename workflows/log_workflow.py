@@ -127,8 +127,9 @@ class LogWorkflow:
         if signal.job_id != self._job_id:
             workflow.logger.warning("ignoring parts of job %d sent to this log", signal.job_id)
             return
-        st.on_parts(self._s, signal.refs, _now_ms())
-        st.on_part_milestones(self._s, signal.refs, _now_ms())
+        now_ms = _now_ms()
+        st.on_parts(self._s, signal.refs, now_ms)
+        st.on_part_milestones(self._s, signal.refs, now_ms)
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> LogWorkflowState:

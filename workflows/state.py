@@ -250,11 +250,14 @@ def on_milestone(s: LogWorkflowState, name: str, now_ms: int) -> None:
 
 
 def on_part_milestones(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> None:
-    """The first part and the final part, as their signals arrive (the first of each)."""
-    for ref in refs:
-        s.stats.timeline.setdefault("first_part", iso_utc(now_ms))
-        if ref.final:
-            s.stats.timeline.setdefault("final_part", iso_utc(now_ms))
+    """The first part and the final part, as their signals arrive (the first of each).
+
+    Cheap once both are known: a storm of resent signals must not slow the workflow task."""
+    timeline = s.stats.timeline
+    if "first_part" not in timeline:
+        timeline["first_part"] = iso_utc(now_ms)
+    if "final_part" not in timeline and any(ref.final for ref in refs):
+        timeline["final_part"] = iso_utc(now_ms)
 
 
 def grace_ms(s: LogWorkflowState, grace_period_ms: int, incomplete_grace_ms: int) -> int:
