@@ -8,6 +8,9 @@ numbers) leaves it for the next aggregation. Parts stay stored until purge.
 When the log was purged, the merge starts from the archive, checked against the size and
 SHA-256 recorded when it was verified, so a late part is spliced into the full log and never
 replaces it. Repeating the activity merges nothing twice: it is idempotent.
+
+The result also says which part numbers the log still misses (travis_logs.completeness),
+from the part index and final number on the row, which outlive purge.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from activities.models import (
     LogSnapshot,
 )
 from travis_logs.archive_store import ArchiveStore, sha256_hex
+from travis_logs.completeness import missing_ranges
 from travis_logs.transfer import Progress
 
 _SNAPSHOT = """
@@ -40,7 +44,7 @@ FROM logs l WHERE l.job_id = $1
 """
 _LOCKED_ROW = """
 SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
-       part_sizes, purged_at IS NOT NULL AS purged, removed_by IS NOT NULL AS removed,
+       part_sizes, final_number, purged_at IS NOT NULL AS purged, removed_by IS NOT NULL AS removed,
        archive_size, archive_sha256,
        CASE WHEN archive_verified THEN archive_version END AS verified_version
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
@@ -54,7 +58,7 @@ SELECT number, content FROM log_parts WHERE log_id = $1 AND number = ANY($2::int
 _WRITE = """
 UPDATE logs SET content = $2, part_numbers = $3, part_sizes = $4,
        content_version = content_version + 1, aggregated_at = now(), updated_at = now(),
-       archived_at = NULL, archive_verified = NULL, purged_at = NULL
+       archived_at = NULL, archive_verified = NULL, verified_at = NULL, purged_at = NULL
 WHERE id = $1 RETURNING content_version
 """
 
@@ -145,6 +149,7 @@ def _unchanged(row: asyncpg.Record, duplicates: int) -> AggregateResult:
         parts=len(row["part_numbers"]),
         duplicates=duplicates,
         verified_version=row["verified_version"],
+        missing=missing_ranges(row["part_numbers"], row["final_number"]),
     )
 
 
@@ -176,4 +181,5 @@ async def _merge(
         duplicates=duplicates,
         from_archive=_purged(row),
         verified_version=row["verified_version"],
+        missing=missing_ranges(merged.index.numbers, row["final_number"]),
     )

@@ -45,11 +45,11 @@ FROM logs WHERE job_id = $1
 _MARK_ARCHIVING = "UPDATE logs SET archiving = true WHERE id = $1"
 _RECORD = """
 UPDATE logs SET archiving = false, archived_at = now(), archive_verified = NULL,
-       archive_version = $2, archive_size = $3, archive_sha256 = $4
+       verified_at = NULL, archive_version = $2, archive_size = $3, archive_sha256 = $4
 WHERE id = $1 AND content_version = $2
 """
 _RECORD_VERIFIED = """
-UPDATE logs SET archive_verified = $4
+UPDATE logs SET archive_verified = $4, verified_at = CASE WHEN $4 THEN now() END
 WHERE job_id = $1 AND archive_version = $2 AND archive_sha256 = $3
 """
 _WRITE_ATTEMPTS = 3

@@ -6,7 +6,7 @@ boundary: the activities read it from PostgreSQL and S3 themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 In = TypeVar("In")
@@ -58,6 +58,8 @@ class AggregateResult:
     duplicates: int = 0  # stored parts whose numbers the log holds already (purge deletes them)
     from_archive: bool = False  # the merge started from the archive: the log had been purged
     verified_version: int | None = None
+    # Part numbers missing between 0 and the final part, as [first, last] ranges.
+    missing: list[list[int]] = field(default_factory=list)
 
 
 @dataclass

@@ -42,6 +42,7 @@ _REPLACE = """
 UPDATE logs SET content = (SELECT u.content FROM log_uploads u WHERE u.id = $2),
        aggregated_at = CASE WHEN $2::bigint IS NULL THEN NULL ELSE now() END,
        archived_at = NULL, archive_verified = NULL, purged_at = NULL, updated_at = now(),
+       verified_at = NULL, replaced_at = now(), first_part_at = NULL, final_part_at = NULL,
        removed_by = $3, removed_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() END,
        final_number = NULL, part_numbers = '{}', part_sizes = '{}',
        content_version = content_version + 1, replace_request = $4
@@ -52,7 +53,7 @@ _DELETE_UPLOAD = "DELETE FROM log_uploads WHERE id = $1"
 _SWEEP_UPLOADS = "DELETE FROM log_uploads WHERE created_at < now() - interval '7 days'"
 _FORGET_ARCHIVE = """
 UPDATE logs SET archive_version = NULL, archive_size = NULL, archive_sha256 = NULL,
-       archived_at = NULL, archive_verified = NULL
+       archived_at = NULL, archive_verified = NULL, verified_at = NULL
 WHERE job_id = $1 AND content IS NULL AND content_version = $2
 """
 

@@ -18,6 +18,13 @@ _LOG_BY = {
     "job_id": f"SELECT {LOG_COLUMNS} FROM logs WHERE job_id = $1",
     "id": f"SELECT {LOG_COLUMNS} FROM logs WHERE id = $1",
 }
+# What GET /logs/:id adds to travis-api's fields: what completeness and the timeline read.
+_LIFECYCLE = """
+SELECT final_number, part_numbers, part_sizes, first_part_at, final_part_at, aggregated_at,
+       archived_at, verified_at, purged_at, replaced_at,
+       ARRAY(SELECT number FROM log_parts WHERE log_id = logs.id) AS stored_numbers
+FROM logs WHERE id = $1
+"""
 # What a read merges like aggregation would: the part index, and the stored parts not in it.
 _PART_INDEX = "SELECT part_numbers, part_sizes FROM logs WHERE id = $1"
 _UNHELD_PARTS = """
@@ -43,6 +50,12 @@ async def snapshot(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 async def log_row(conn: asyncpg.Connection, key: LogKey, value: int) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(_LOG_BY[key], value)
+    return row
+
+
+async def lifecycle(conn: asyncpg.Connection, log_id: int) -> asyncpg.Record:
+    """Final number, part index, stored part numbers and lifecycle timestamps of a log."""
+    row: asyncpg.Record = await conn.fetchrow(_LIFECYCLE, log_id)
     return row
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from activities.merge import PartIndex, merge_unheld
 from api import queries
 from ingest.parts import clean
 from travis_logs.archive_store import ArchiveStore
+from travis_logs.completeness import gap_offsets, is_complete, missing_ranges
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ class ViewerLog:
     parts: list[dict[str, Any]] = field(default_factory=list)
     removed_at: str | None = None
     removed_by: int | None = None
+    # Missing part numbers ([first, last] ranges), and where each sits in `content` (in
+    # UTF-16 code units, as the page's script indexes strings): the page marks them.
+    missing_parts: list[list[int]] = field(default_factory=list)
+    gaps: list[int] = field(default_factory=list)
+    timeline: dict[str, str | None] = field(default_factory=dict)
 
 
 async def _base(archive: ArchiveStore, row: asyncpg.Record) -> bytes | None:
@@ -84,6 +91,41 @@ def _merged(job_id: int, base: bytes, pending: Pending) -> bytes:
         return base + b"".join(body for _, body in pending.parts)
 
 
+def completeness(lifecycle: asyncpg.Record) -> tuple[bool, list[list[int]]]:
+    """Whether the log (content, archive and stored parts together) is complete, and the
+    part numbers it misses."""
+    numbers = sorted(set(lifecycle["part_numbers"]) | set(lifecycle["stored_numbers"]))
+    missing = missing_ranges(numbers, lifecycle["final_number"])
+    return is_complete(numbers, lifecycle["final_number"], missing), missing
+
+
+TIMELINE = {
+    "first_part": "first_part_at",
+    "final_part": "final_part_at",
+    "aggregated": "aggregated_at",
+    "archived": "archived_at",
+    "verified": "verified_at",
+    "purged": "purged_at",
+    "replaced": "replaced_at",
+}
+
+
+def timeline(lifecycle: asyncpg.Record) -> dict[str, datetime | None]:
+    return {name: lifecycle[column] for name, column in TIMELINE.items()}
+
+
+def gap_positions(
+    text: str, lifecycle: asyncpg.Record, pending: Pending, missing: list[list[int]]
+) -> list[int]:
+    """Where each missing range sits in `text`, in UTF-16 code units (the page's indexes)."""
+    held = dict(zip(lifecycle["part_numbers"], lifecycle["part_sizes"], strict=True))
+    sizes = held | {n: len(body) for n, body in pending.parts if n not in held}
+    encoded = text.encode()
+    head = max(0, len(encoded) - sum(sizes.values()))
+    offsets = gap_offsets(head, list(sizes), list(sizes.values()), missing)
+    return [len(encoded[:o].decode(errors="ignore").encode("utf-16-le")) // 2 for o in offsets]
+
+
 async def read_log(
     pool: asyncpg.Pool, archive: ArchiveStore, key: queries.LogKey, value: int
 ) -> dict[str, Any] | None:
@@ -93,9 +135,12 @@ async def read_log(
         if row is None:
             return None
         pending = await _pending(conn, row["id"])
+        lifecycle = await queries.lifecycle(conn, row["id"])
     result = dict(row)
     result["removed_by_id"] = result.pop("removed_by")
     result["content"] = await _content(archive, row, pending)
+    result["complete"], result["missing_parts"] = completeness(lifecycle)
+    result["timeline"] = timeline(lifecycle)
     return result
 
 
@@ -146,10 +191,14 @@ async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> 
         live = row["aggregated_at"] is None and row["purged_at"] is None
         found = await queries.parts(conn, row["id"]) if live else []
         pending = Pending(PartIndex(), []) if live else await _pending(conn, row["id"])
+        lifecycle = await queries.lifecycle(conn, row["id"])
     view = ViewerLog(job_id, complete=not live, parts=found, removed_by=row["removed_by"])
     view.removed_at = row["removed_at"].isoformat() if row["removed_at"] else None
+    view.timeline = {k: v.isoformat() if v else None for k, v in timeline(lifecycle).items()}
     if live:
         view.content = row["content"] or ""
     else:
         view.content = await _content(archive, row, pending) or ""
+        _, view.missing_parts = completeness(lifecycle)
+        view.gaps = gap_positions(view.content, lifecycle, pending, view.missing_parts)
     return view

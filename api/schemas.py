@@ -76,10 +76,32 @@ class LogRecord(_LogFields):
     removed_by: int | None
 
 
+class Timeline(BaseModel):
+    """When each step of the log's lifecycle last happened (UTC); null: not (yet)."""
+
+    first_part: datetime | None = None
+    final_part: datetime | None = None
+    aggregated: datetime | None = None
+    archived: datetime | None = None
+    verified: datetime | None = None
+    purged: datetime | None = None
+    replaced: datetime | None = None
+
+
 class LogOut(_LogFields):
-    """A log as `GET /logs/:id` returns it: `removed_by_id`, content aggregated or archived."""
+    """A log as `GET /logs/:id` returns it: `removed_by_id`, content aggregated or archived.
+
+    `complete`, `missing_parts` and `timeline` are not travis-api's: it ignores them.
+    """
 
     removed_by_id: int | None
+    complete: bool = Field(
+        default=True, description="every part from 0 to the final one is in the log"
+    )
+    missing_parts: list[list[int]] = Field(
+        default_factory=list, description="missing part numbers, as [first, last] ranges"
+    )
+    timeline: Timeline = Field(default_factory=Timeline)
 
 
 class LogId(_Typed):

@@ -41,21 +41,30 @@ SELECT id, job_id, final_number,
 FROM logs WHERE job_id = ANY($1::bigint[])
 """
 # Sorted input: two transactions creating the same jobs take their locks in the same order.
+# A row created here gets its first part in this batch: first_part_at is set with it.
 _CREATE_LOGS = """
-INSERT INTO logs (job_id)
-SELECT job_id FROM unnest($1::bigint[]) AS t(job_id) ORDER BY job_id
+INSERT INTO logs (job_id, first_part_at)
+SELECT job_id, now() FROM unnest($1::bigint[]) AS t(job_id) ORDER BY job_id
 ON CONFLICT (job_id) DO NOTHING
 RETURNING id, job_id
 """
+# The same statement stamps first_part_at on older rows that had none (created by PUT /logs,
+# replaced, adopted), so the batch costs no extra round trip and locks no other row.
 _INSERT_PARTS = """
-INSERT INTO log_parts (log_id, number, content, final)
-SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::boolean[])
-ON CONFLICT (log_id, number) DO NOTHING
-RETURNING log_id, number, final, octet_length(content) AS size
+WITH stored AS (
+    INSERT INTO log_parts (log_id, number, content, final)
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::boolean[])
+    ON CONFLICT (log_id, number) DO NOTHING
+    RETURNING log_id, number, final, octet_length(content) AS size
+), stamped AS (
+    UPDATE logs SET first_part_at = now()
+    WHERE id IN (SELECT log_id FROM stored) AND first_part_at IS NULL
+)
+SELECT * FROM stored
 """
 # final_number only grows: a stray smaller "final" must not make later parts look late.
 _MARK_FINAL = """
-UPDATE logs SET final_number = f.number
+UPDATE logs SET final_number = f.number, final_part_at = now()
 FROM unnest($1::bigint[], $2::integer[]) AS f(id, number)
 WHERE logs.id = f.id AND (logs.final_number IS NULL OR logs.final_number < f.number)
 """

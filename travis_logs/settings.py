@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     logs_purge_delay_s: float = Field(default=0, ge=0)
     # After purge a run stays open this long, so a late part is merged without a new run.
     logs_grace_period_s: float = Field(default=60, ge=0)
+    # An incomplete log's run (part numbers missing) stays open this long instead, so the
+    # missing part, when it comes, clears the `LogIncomplete` flag of the same run.
+    logs_incomplete_grace_s: float = Field(default=10800, ge=0)
     # A verify mismatch archives again after this backoff (doubling each time), up to
     # LOGS_MAX_ARCHIVE_ATTEMPTS archives; then the log stays unpurged as verify_failed.
     logs_rearchive_backoff_s: float = Field(default=1, gt=0)

@@ -29,6 +29,7 @@ def timings(settings: Settings) -> LogTimings:
         force_after_ms=int(settings.logs_force_after_s * 1000),
         purge_delay_ms=int(settings.logs_purge_delay_s * 1000),
         grace_period_ms=int(settings.logs_grace_period_s * 1000),
+        incomplete_grace_ms=int(settings.logs_incomplete_grace_s * 1000),
         rearchive_backoff_ms=int(settings.logs_rearchive_backoff_s * 1000),
         max_archive_attempts=settings.logs_max_archive_attempts,
         heartbeat_timeout_ms=int(settings.logs_heartbeat_timeout_s * 1000),

@@ -127,7 +127,9 @@ class LogWorkflow:
         if signal.job_id != self._job_id:
             workflow.logger.warning("ignoring parts of job %d sent to this log", signal.job_id)
             return
-        st.on_parts(self._s, signal.refs, _now_ms())
+        now_ms = _now_ms()
+        st.on_parts(self._s, signal.refs, now_ms)
+        st.on_part_milestones(self._s, signal.refs, now_ms)
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> LogWorkflowState:
@@ -142,6 +144,7 @@ class LogWorkflow:
 
         def replaced(done: ReplaceResult) -> None:
             tickets.append(st.on_replaced(self._s, done))
+            st.on_milestone(self._s, "replaced", _now_ms())
 
         done = await self._steps.replace(inp, replaced)
         if inp.clears:
@@ -285,6 +288,8 @@ class LogWorkflow:
             summary=f"aggregate: merge new parts into content v{self._s.content_version}",
         )
         st.on_aggregated(self._s, result)
+        st.on_milestone(self._s, "aggregated", _now_ms())
+        self._shown.flag_incomplete(st.on_completeness(self._s, result))
         return result
 
     async def _ensure_archived(
@@ -315,6 +320,7 @@ class LogWorkflow:
         except ActivityError as err:  # refused for good, e.g. S3 holds a newer version
             st.on_mismatch(s, str(err.cause or err))
             return False
+        st.on_milestone(s, "archived", _now_ms())
         self._shown.show(LogState.VERIFYING)
         verified = await self._steps.verify(
             archived, f"verify #{attempt}: read back, compare size and SHA-256"
@@ -323,6 +329,7 @@ class LogWorkflow:
             st.on_mismatch(s, f"archive #{attempt}: {verified.reason}")
             return False
         st.on_verified(s, archived.content_version, _now_ms(), self._t.purge_delay_ms)
+        st.on_milestone(s, "verified", _now_ms())
         return True
 
     async def _backoff(self) -> None:
@@ -351,6 +358,7 @@ class LogWorkflow:
         )
         if not st.on_purged(self._s, result):
             return False
+        st.on_milestone(self._s, "purged", _now_ms())
         self._shown.show(LogState.DONE)
         return True
 
@@ -369,9 +377,10 @@ class LogWorkflow:
         s = self._s
         if st.has_work(s) or st.on_forced_without_final(s, _now_ms()):
             return Phase.WAIT
-        if self._t.grace_period_ms <= 0:
+        grace = st.grace_ms(s, self._t.grace_period_ms, self._t.incomplete_grace_ms)
+        if grace <= 0:
             return Phase.CLOSE
-        until = _now_ms() + self._t.grace_period_ms
+        until = _now_ms() + grace
         wake = await self._wait(lambda: st.has_work(s), "late-part grace window", lambda: until)
         return Phase.WAIT if wake is Wake.READY else Phase.CLOSE
 

@@ -51,6 +51,7 @@ class LogTimings:
     force_after_ms: int = 3 * 3600 * 1000
     purge_delay_ms: int = 0
     grace_period_ms: int = 60_000
+    incomplete_grace_ms: int = 3 * 3600 * 1000
     rearchive_backoff_ms: int = 1_000
     max_archive_attempts: int = 5
     heartbeat_timeout_ms: int = 30_000
@@ -206,6 +207,9 @@ class LogStats:
     content_bytes: int = 0
     content_parts: int = 0
     last_error: str = ""
+    # The lifecycle by the workflow's clock, as UTC ISO timestamps: first_part, final_part,
+    # aggregated, archived, verified, purged, replaced (the newest of each).
+    timeline: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -238,6 +242,9 @@ class LogWorkflowState:
     taken: list[Ticket] = field(default_factory=list)
     served: int = 0
     stats: LogStats = field(default_factory=LogStats)
+    # Part numbers the last aggregation found missing, as [first, last] ranges (empty:
+    # complete); the `LogIncomplete` search attribute says whether there are any.
+    missing_parts: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -254,7 +261,15 @@ class LogWorkflowInput:
 JOB_ID = SearchAttributeKey.for_int("JobId")
 LOG_STATE = SearchAttributeKey.for_keyword("LogState")
 ARCHIVE_ATTEMPTS = SearchAttributeKey.for_int("ArchiveAttempts")
-SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [JOB_ID, LOG_STATE, ARCHIVE_ATTEMPTS]
+# Set (true) once an aggregation finds part numbers missing, and back to false once none are:
+# `LogIncomplete = true` lists the incomplete logs. A complete log never sets it.
+LOG_INCOMPLETE = SearchAttributeKey.for_bool("LogIncomplete")
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
+    JOB_ID,
+    LOG_STATE,
+    ARCHIVE_ATTEMPTS,
+    LOG_INCOMPLETE,
+]
 
 
 def start_search_attributes(job_id: int) -> TypedSearchAttributes:

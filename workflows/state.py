@@ -8,6 +8,7 @@ server (tests/workflows/test_state.py). Times are passed in as epoch millisecond
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from enum import Enum
 
 from activities.models import AggregateResult, LogSnapshot, PurgeResult, ReplaceResult
@@ -231,3 +232,38 @@ def on_replaced(s: LogWorkflowState, done: ReplaceResult) -> Ticket:
     s.purged = False
     s.mismatches = 0
     return request(s, RequestKind.AGGREGATE)
+
+
+# --- completeness and timeline --------------------------------------------------------------
+
+
+def on_completeness(s: LogWorkflowState, result: AggregateResult) -> bool:
+    """The aggregation's missing part numbers; True while the log is incomplete."""
+    if result.log_id is not None:
+        s.missing_parts = [list(r) for r in result.missing]
+    return bool(s.missing_parts)
+
+
+def on_milestone(s: LogWorkflowState, name: str, now_ms: int) -> None:
+    """A lifecycle step done (aggregated, archived, ...), at the workflow's clock."""
+    s.stats.timeline[name] = iso_utc(now_ms)
+
+
+def on_part_milestones(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> None:
+    """The first part and the final part, as their signals arrive (the first of each).
+
+    Cheap once both are known: a storm of resent signals must not slow the workflow task."""
+    timeline = s.stats.timeline
+    if "first_part" not in timeline:
+        timeline["first_part"] = iso_utc(now_ms)
+    if "final_part" not in timeline and any(ref.final for ref in refs):
+        timeline["final_part"] = iso_utc(now_ms)
+
+
+def grace_ms(s: LogWorkflowState, grace_period_ms: int, incomplete_grace_ms: int) -> int:
+    """How long the run lingers after purge: longer while parts are missing."""
+    return max(grace_period_ms, incomplete_grace_ms) if s.missing_parts else grace_period_ms
+
+
+def iso_utc(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")

@@ -8,10 +8,12 @@ from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from travis_logs.completeness import compact
     from workflows import state as st
     from workflows.models import (
         ARCHIVE_ATTEMPTS,
         JOB_ID,
+        LOG_INCOMPLETE,
         LOG_STATE,
         LogState,
         LogWorkflowState,
@@ -33,6 +35,7 @@ class Visibility:
         started = workflow.info().typed_search_attributes
         self._searched = started.get(LOG_STATE)
         self._job_shown = started.get(JOB_ID) is not None
+        self._incomplete = bool(started.get(LOG_INCOMPLETE))
 
     def show(self, step: LogState) -> None:
         st.on_step(self._s, step)
@@ -49,6 +52,13 @@ class Visibility:
             self._searched = searched
         workflow.set_current_details(self._details())
 
+    def flag_incomplete(self, incomplete: bool) -> None:
+        """`LogIncomplete`, upserted only when it changes: a complete log never spends one."""
+        if incomplete != self._incomplete:
+            workflow.upsert_search_attributes([LOG_INCOMPLETE.value_set(incomplete)])
+            self._incomplete = incomplete
+            workflow.set_current_details(self._details())
+
     def _details(self) -> str:
         s, stats = self._s, self._s.stats
         lines = [
@@ -57,6 +67,8 @@ class Visibility:
             f"{stats.content_bytes} bytes",
             f"archive attempts {stats.archive_attempts}, verified v{s.verified_version}",
         ]
+        if s.missing_parts:
+            lines.append(f"incomplete: parts {compact(s.missing_parts)} missing")
         if stats.last_error:
             lines.append(f"last error: {stats.last_error}")
         return "\n\n".join(lines)

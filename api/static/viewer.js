@@ -211,36 +211,49 @@
   // predecessors a fill showed not to exist. A part behind a gap waits for the fill.
   function drawable() {
     const ready = [];
+    const breaks = new Map(); // part number -> the [first, last] numbers missing before it
     const waiting = [...undrawn].sort((a, b) => a - b);
     let last = applied;
     for (const n of waiting) {
       // Logs number their parts from 0 or 1; past that, a gap waits for a fill.
       const first = last === -Infinity && n <= 1;
       if (n !== last + 1 && !first && n - 1 > filledUpTo) break;
+      // travis-worker numbers from 0 (others from 1): anything skipped up to here is missing.
+      const from = last === -Infinity ? (n === 1 ? 1 : 0) : last + 1;
+      if (n > from) breaks.set(n, [from, n - 1]);
       ready.push(n);
       last = n;
     }
-    return { ready, gap: ready.length < waiting.length };
+    return { ready, breaks, gap: ready.length < waiting.length };
   }
 
   function draw() {
-    const { ready, gap } = drawable();
-    if (view && view.closed && ready.length) rebuild = true;
+    const drawn = drawable();
+    if (view && view.closed && drawn.ready.length) rebuild = true;
     if (rebuild) {
       applied = -Infinity;
       for (const n of parts.keys()) undrawn.add(n);
       return drawParts(drawable());
     }
-    return drawParts({ ready, gap });
+    return drawParts(drawn);
   }
 
-  function drawParts({ ready, gap }) {
+  function drawParts({ ready, breaks, gap }) {
     if (rebuild) {
       const fragment = document.createDocumentFragment();
       view = newView(fragment, currentlyOpen());
-      appendText(view, state.content || "", false);
+      drawContent(view, state.content || "", state.gaps || [], state.missing_parts || []);
     }
-    const text = ready.map((n) => parts.get(n)).join("");
+    // Parts before the first missing range as one text, a marker, the next ones, ...
+    let text = "";
+    for (const n of ready) {
+      if (breaks.has(n) && !(applied === -Infinity && state.content)) {
+        appendText(view, text, false);
+        text = "";
+        markGap(view, breaks.get(n));
+      }
+      text += parts.get(n);
+    }
     if (ready.length) applied = ready[ready.length - 1];
     for (const n of ready) undrawn.delete(n);
     appendText(view, text, complete() && !gap);
@@ -250,6 +263,64 @@
       rebuild = false;
     }
     if (gap) askForGap();
+  }
+
+  // The page's text (a finished log), with a marker where each missing range would be.
+  function drawContent(v, content, gaps, missing) {
+    let from = 0;
+    gaps.forEach((at, i) => {
+      appendText(v, content.slice(from, at), false);
+      markGap(v, missing[i]);
+      from = at;
+    });
+    appendText(v, content.slice(from), false);
+  }
+
+  // Parts that never arrived: a note in the log where they belong (not a numbered line).
+  function markGap(v, range) {
+    if (v.tailNode) {
+      v.tailNode.remove();
+      v.tailNode = null;
+    }
+    const note = document.createElement("div");
+    note.className = "gap";
+    note.setAttribute("role", "note");
+    note.dataset.missing = range.join("-");
+    note.textContent =
+      range[0] === range[1]
+        ? `part ${range[0]} of this log is missing`
+        : `parts ${range[0]}–${range[1]} of this log are missing`;
+    const top = v.stack[v.stack.length - 1];
+    (top.tagName === "DETAILS" ? top : chunkOf(top)).appendChild(note);
+    drawTail(v);
+  }
+
+  // The header's lifecycle line: "archived 3 s after the last line", from the timeline.
+  function showTimeline() {
+    const t = state.timeline || {};
+    const el = document.getElementById("timeline");
+    const last = Date.parse(t.final_part || "");
+    const words = [];
+    const archived = Date.parse(t.archived || "");
+    if (!Number.isNaN(archived) && !Number.isNaN(last)) {
+      words.push(`archived ${since(archived - last)} after the last line`);
+    }
+    const missing = state.missing_parts || [];
+    if (missing.length) {
+      const list = missing.map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`)).join(", ");
+      words.push(`incomplete: part${missing.length > 1 || missing[0][0] !== missing[0][1] ? "s" : ""} ${list} missing`);
+    }
+    el.textContent = words.join(", ");
+    el.title = Object.entries(t)
+      .filter(([, at]) => at)
+      .map(([step, at]) => `${step}: ${at}`)
+      .join("\n");
+    el.hidden = !words.length;
+  }
+
+  function since(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
   }
 
   // A later number showed that a part did not come over Pusher (over 10 KB, or lost in a
@@ -403,6 +474,7 @@
     removed.textContent = `Log removed by user ${state.removed_by} at ${state.removed_at}`;
     removed.hidden = false;
   }
+  showTimeline();
   for (const p of state.parts) addPart(p.number, p.content, p.final);
   // The page holds every part stored when it was made: gaps below its last one are real.
   if (state.parts.length) filledUpTo = Math.max(...state.parts.map((p) => p.number));

@@ -111,3 +111,24 @@ async def test_inspect_reads_age_on_the_database_clock_and_pending_parts(
     assert 600_000 <= snapshot.newest_part_age_ms < 660_000
     missing = await env.run(activities.inspect_log, InspectInput(job_id + 10**9))
     assert missing.log_id is None
+
+
+async def test_missing_parts_are_known_from_the_row_also_after_purge(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """The gap comes from the part index and final number, which outlive purge: a late part
+    merged from the archive closes one gap and leaves the other."""
+    await store_parts(pool, job_id, {0: "a\n", 2: "c\n", 4: "e\n", 5: ""}, final=5)
+    activities = AggregateActivities(pool, store)
+    first = await env.run(activities.aggregate_log, AggregateInput(job_id))
+    assert first.missing == [[1, 1], [3, 3]]
+    await archive_and_purge(pool, store, job_id)
+    unchanged = await env.run(activities.aggregate_log, AggregateInput(job_id))
+    assert unchanged.missing == [[1, 1], [3, 3]]
+
+    await store_parts(pool, job_id, {3: "d\n"})
+    late = await env.run(activities.aggregate_log, AggregateInput(job_id))
+    assert late.from_archive and late.missing == [[1, 1]]
+    row = await log_row(pool, job_id)
+    assert row["content"] == "a\nc\nd\ne\n"
+    assert row["verified_at"] is None and row["aggregated_at"] is not None

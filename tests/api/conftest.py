@@ -115,6 +115,8 @@ def api_settings(
             "port": api_port,
             "logs_quiet_period_s": 0.2,
             "logs_grace_period_s": 0.2,
+            # An incomplete log's run stays open for its missing part (tests/api/test_completeness).
+            "logs_incomplete_grace_s": 60,
             "logs_purge_delay_s": 0,
             "api_max_body_bytes": 256 * 1024,
             "max_part_bytes": 16 * 1024,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -202,3 +203,46 @@ def _record_timing(live_ms: float, loaded_ms: float) -> None:
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "viewer-live-3000.txt").write_text(line, encoding="utf-8")
+
+
+GAPPED = {0: "one\n", 1: "two\n", 3: "four\n"}
+# The log's top-level rows in order: line ids, and "gap <first>-<last>" for a missing range.
+ROWS = """[...document.querySelectorAll('#log .line, #log .gap')].map(
+  n => n.classList.contains('gap') ? 'gap ' + n.dataset.missing : n.id)"""
+
+
+async def test_viewer_marks_a_missing_part_live_and_after_reload(
+    page: Page,
+    api_url: str,
+    api_settings: Settings,
+    pool: asyncpg.Pool,
+    temporal_client: Client,
+    job_id: int,
+) -> None:
+    """Part 2 never comes: the page marks it between the lines of parts 1 and 3, live and
+    from the archive; the header tells how long archiving took after the last line."""
+    expected = ["L1", "L2", "gap 2-2", "L3"]
+    async with (
+        running_ingest(api_settings, pool, temporal_client),
+        broker(api_settings) as (_, topology),
+    ):
+        await page.goto(f"{api_url}/jobs/{job_id}")
+        await page.wait_for("document.getElementById('status').textContent === 'live'")
+        await publish(topology, api_settings, [part(job_id, n, t) for n, t in GAPPED.items()])
+        await page.wait_for("document.querySelectorAll('#log .gap').length === 1")
+        assert await page.eval(ROWS) == expected
+        note = "document.querySelector('#log .gap').textContent"
+        assert await page.eval(note) == "part 2 of this log is missing"
+
+        await publish(topology, api_settings, [part(job_id, 4, "", final=True)])
+        await _purged(pool, job_id)
+
+    await page.goto(f"{api_url}/jobs/{job_id}")
+    await page.wait_for("document.getElementById('status').textContent === 'finished'")
+    assert await page.eval(ROWS) == expected
+    assert await page.eval(LINE_TEXTS) == ["one", "two", "four"]
+    header = await page.eval("document.getElementById('timeline').textContent")
+    assert re.fullmatch(r"archived \d+ s after the last line, incomplete: part 2 missing", header)
+    assert await page.eval(f"{VISIBLE}('timeline')") is True
+    await page.screenshot(SCREENSHOTS / "viewer-gap.png")
+    assert page.console == []

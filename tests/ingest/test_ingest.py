@@ -284,3 +284,24 @@ async def test_the_first_part_after_a_log_was_emptied_is_signalled(
     await publisher.aclose()
     assert (first.signals, second.signals) == (1, 0)
     assert signalled_numbers(await signals_of(temporal_client, job_id)) == [3]
+
+
+async def test_the_ingest_stamps_the_first_and_the_final_part_once(
+    config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
+) -> None:
+    """first_part_at on a row that had none (here one created before any part), kept by
+    later batches; final_part_at with the final part (the timeline of GET /logs/:id)."""
+    from ingest.intake import PartIntake
+    from travis_logs.pusher.publisher import build_publisher
+
+    await pool.execute("INSERT INTO logs (job_id) VALUES ($1)", job_id)
+    publisher = build_publisher(config, None)
+    intake = PartIntake(pool, temporal_client, config, publisher)
+    stamps = "SELECT first_part_at, final_part_at FROM logs WHERE job_id = $1"
+    await intake.accept([LogPart(job_id, 0, "a")])
+    first, final = await pool.fetchrow(stamps, job_id)
+    assert first is not None and final is None
+    await intake.accept([LogPart(job_id, 1, "b"), LogPart(job_id, 2, "", True)])
+    await publisher.aclose()
+    again, final = await pool.fetchrow(stamps, job_id)
+    assert again == first and final is not None and final >= first

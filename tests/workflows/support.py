@@ -25,6 +25,7 @@ from workflows.models import (
 FAST: dict[str, Any] = {
     "logs_quiet_period_s": 0.05,
     "logs_grace_period_s": 0,
+    "logs_incomplete_grace_s": 0,
     "logs_purge_delay_s": 0,
     "logs_rearchive_backoff_s": 0.05,
     "logs_heartbeat_timeout_s": 2,

@@ -127,3 +127,30 @@ def test_the_pipeline_steps_are_one_searchable_state() -> None:
     pipeline = {LogState.AGGREGATING, LogState.VERIFYING, LogState.ARCHIVED, LogState.PURGING}
     assert {searchable(step) for step in pipeline} == {LogState.ARCHIVING}
     assert len({searchable(step) for step in LogState}) == 8
+
+
+def test_completeness_follows_the_latest_aggregation_and_an_incomplete_log_lingers() -> None:
+    """Missing ranges come from each aggregation; while any remain the grace window is the
+    incomplete one; a row-less result (no log) leaves what is known."""
+    s = LogWorkflowState()
+    assert st.grace_ms(s, 60_000, 3_600_000) == 60_000
+    assert st.on_completeness(s, AggregateResult(7, missing=[[2, 3]]))
+    assert s.missing_parts == [[2, 3]]
+    assert st.grace_ms(s, 60_000, 3_600_000) == 3_600_000
+    assert st.grace_ms(s, 60_000, 0) == 60_000  # never shorter than the usual window
+    assert st.on_completeness(s, AggregateResult(None))
+    assert not st.on_completeness(s, AggregateResult(7))
+    assert s.missing_parts == []
+
+
+def test_timeline_keeps_the_first_part_and_the_newest_step() -> None:
+    s = LogWorkflowState()
+    st.on_part_milestones(s, [PartRef(0, 5)], now_ms=1_000)
+    st.on_part_milestones(s, [PartRef(1, 5), PartRef(2, 0, final=True)], now_ms=2_000)
+    st.on_milestone(s, "archived", 3_000)
+    st.on_milestone(s, "archived", 4_500)
+    assert s.stats.timeline == {
+        "first_part": "1970-01-01T00:00:01.000+00:00",
+        "final_part": "1970-01-01T00:00:02.000+00:00",
+        "archived": "1970-01-01T00:00:04.500+00:00",
+    }
