@@ -26,6 +26,7 @@ from activities.models import (
     InspectInput,
     LogSnapshot,
 )
+from activities.redact import apply_rules
 from travis_logs.archive_store import ArchiveStore, sha256_hex
 from travis_logs.transfer import Progress
 
@@ -42,7 +43,9 @@ _LOCKED_ROW = """
 SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
        part_sizes, purged_at IS NOT NULL AS purged, removed_by IS NOT NULL AS removed,
        archive_size, archive_sha256,
-       CASE WHEN archive_verified THEN archive_version END AS verified_version
+       CASE WHEN archive_verified THEN archive_version END AS verified_version,
+       ARRAY(SELECT r.secret FROM log_redaction_rules r
+             WHERE r.job_id = logs.job_id AND r.active) AS secrets
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
 _STORED_NUMBERS = "SELECT number FROM log_parts WHERE log_id = $1"
@@ -157,9 +160,10 @@ async def _merge(
     if base is None:
         base = (row["content"] or "").encode()
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
-    merged = merge_unheld(
-        base, index, [(p["number"], (p["content"] or "").encode()) for p in parts]
-    )
+    fresh_parts = [(p["number"], (p["content"] or "").encode()) for p in parts]
+    merged = merge_unheld(base, index, fresh_parts)
+    # A secret split across late parts is whole only here: mask it in the log and its parts.
+    merged = await apply_rules(conn, row["id"], merged, dict(fresh_parts), row["secrets"])
     # Every piece is whole UTF-8 (parts are cut at part boundaries), so this cannot fail.
     text = merged.body.decode()
     version = await conn.fetchval(

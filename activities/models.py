@@ -135,6 +135,28 @@ class RemoveArchiveResult:
     removed: bool
 
 
+@dataclass
+class RedactLogInput:
+    """Apply redaction `redaction_id` (a `log_redactions` row: the strings are in the DB)."""
+
+    job_id: int
+    redaction_id: int
+
+
+@dataclass
+class RedactLogResult:
+    """What the redaction did: `changed` False means no new content version was written."""
+
+    log_id: int
+    content_version: int
+    changed: bool
+    occurrences: int
+    string_sha256: list[str]
+    requested_by: str
+    reason: str
+    applied_at_ms: int
+
+
 INSPECT_LOG: ActivityRef[InspectInput, LogSnapshot] = ActivityRef("inspect_log", LogSnapshot)
 AGGREGATE_LOG: ActivityRef[AggregateInput, AggregateResult] = ActivityRef(
     "aggregate_log", AggregateResult
@@ -147,4 +169,7 @@ REPLACE_CONTENT: ActivityRef[ReplaceInput, ReplaceResult] = ActivityRef(
 )
 REMOVE_ARCHIVE: ActivityRef[RemoveArchiveInput, RemoveArchiveResult] = ActivityRef(
     "remove_archive", RemoveArchiveResult
+)
+REDACT_LOG: ActivityRef[RedactLogInput, RedactLogResult] = ActivityRef(
+    "redact_log", RedactLogResult
 )

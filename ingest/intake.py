@@ -24,6 +24,7 @@ from temporalio.client import Client
 from ingest import outbox
 from ingest.outbox import PendingSignal, SignalSender
 from travis_logs.parts import LogPart
+from travis_logs.redaction import mask_text
 from travis_logs.settings import Settings
 from workflows.models import PartRef, PartsSignal
 
@@ -35,9 +36,12 @@ PARTS = Counter(
     ["outcome"],
 )
 
+# The redaction rules ride along (an index probe per job, no round trip of their own).
 _FIND_LOGS = """
 SELECT id, job_id, final_number,
-       NOT EXISTS (SELECT 1 FROM log_parts p WHERE p.log_id = logs.id) AS empty
+       NOT EXISTS (SELECT 1 FROM log_parts p WHERE p.log_id = logs.id) AS empty,
+       ARRAY(SELECT r.secret FROM log_redaction_rules r
+             WHERE r.job_id = logs.job_id AND r.active) AS secrets
 FROM logs WHERE job_id = ANY($1::bigint[])
 """
 # Sorted input: two transactions creating the same jobs take their locks in the same order.
@@ -92,6 +96,8 @@ class _Log:
     final_number: int | None
     # No part stored before this batch: its first new part starts the log's stream.
     empty: bool
+    # Literal strings of the job's redactions: masked in its parts before they are stored.
+    secrets: tuple[str, ...] = ()
 
 
 class PartIntake:
@@ -151,10 +157,7 @@ def _dedupe(parts: Sequence[LogPart]) -> list[LogPart]:
 
 async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> dict[int, _Log]:
     """The `logs` row of each job, created when missing; exactly one creator per job."""
-    found = {
-        r["job_id"]: _Log(r["id"], r["job_id"], r["final_number"], r["empty"])
-        for r in await conn.fetch(_FIND_LOGS, job_ids)
-    }
+    found = {r["job_id"]: _found(r) for r in await conn.fetch(_FIND_LOGS, job_ids)}
     missing = [j for j in job_ids if j not in found]
     if missing:
         for r in await conn.fetch(_CREATE_LOGS, missing):
@@ -164,8 +167,12 @@ async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> 
         raced = [j for j in missing if j not in found]
         if raced:
             for r in await conn.fetch(_FIND_LOGS, raced):
-                found[r["job_id"]] = _Log(r["id"], r["job_id"], r["final_number"], r["empty"])
+                found[r["job_id"]] = _found(r)
     return found
+
+
+def _found(r: asyncpg.Record) -> _Log:
+    return _Log(r["id"], r["job_id"], r["final_number"], r["empty"], tuple(r["secrets"]))
 
 
 async def _insert_parts(
@@ -175,7 +182,7 @@ async def _insert_parts(
         _INSERT_PARTS,
         [logs[p.job_id].id for p in parts],
         [p.number for p in parts],
-        [p.content for p in parts],
+        [mask_text(p.content, logs[p.job_id].secrets) for p in parts],
         [p.final for p in parts],
     )
     return rows

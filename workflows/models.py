@@ -18,6 +18,7 @@ SIGNAL_PARTS = "parts"
 UPDATE_REPLACE = "replace_content"
 UPDATE_FORCE_AGGREGATE = "force_aggregate"
 UPDATE_REARCHIVE = "rearchive"
+UPDATE_REDACT = "redact"
 QUERY_STATUS = "status"
 
 
@@ -118,6 +119,46 @@ class LifecycleResult:
     """
 
     state: str
+    content_version: int
+    archived: bool
+    served: bool = True
+
+
+@dataclass
+class RedactInput:
+    """Apply redaction `redaction_id`: a `log_redactions` row the API or CLI stored (claim
+    check: the strings to mask are in PostgreSQL, never in the update)."""
+
+    redaction_id: int
+
+    def validate(self) -> None:
+        if self.redaction_id < 1:
+            raise ValueError(f"redaction_id must be a row id, got {self.redaction_id}")
+
+
+@dataclass
+class RedactionRecord:
+    """A redaction as the `status` query shows it: the audit row, without any secret."""
+
+    redaction_id: int
+    requested_by: str
+    reason: str
+    applied_at_ms: int
+    occurrences: int
+    string_sha256: list[str] = field(default_factory=list)
+    content_version: int | None = None  # the version it wrote; None: it changed nothing
+
+
+@dataclass
+class RedactResult:
+    """The applied redaction, and whether the log's archive holds it (verified) on return.
+
+    `changed` False: nothing was left to mask, no new version or archive was made.
+    """
+
+    redaction_id: int
+    occurrences: int
+    changed: bool
     content_version: int
     archived: bool
     served: bool = True
@@ -238,6 +279,11 @@ class LogWorkflowState:
     taken: list[Ticket] = field(default_factory=list)
     served: int = 0
     stats: LogStats = field(default_factory=LogStats)
+    # The newest redactions (at most MAX_SHOWN_REDACTIONS; the database keeps every one).
+    redactions: list[RedactionRecord] = field(default_factory=list)
+
+
+MAX_SHOWN_REDACTIONS = 20
 
 
 @dataclass

@@ -10,12 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import Enum
 
-from activities.models import AggregateResult, LogSnapshot, PurgeResult, ReplaceResult
+from activities.models import (
+    AggregateResult,
+    LogSnapshot,
+    PurgeResult,
+    RedactLogResult,
+    ReplaceResult,
+)
 from workflows.models import (
+    MAX_SHOWN_REDACTIONS,
     LogState,
     LogWorkflowState,
     PartRef,
     Phase,
+    RedactionRecord,
     RequestKind,
     Ticket,
     Trigger,
@@ -231,3 +239,25 @@ def on_replaced(s: LogWorkflowState, done: ReplaceResult) -> Ticket:
     s.purged = False
     s.mismatches = 0
     return request(s, RequestKind.AGGREGATE)
+
+
+def on_redacted(s: LogWorkflowState, redaction_id: int, done: RedactLogResult) -> Ticket | None:
+    """A redaction was applied: record it; when it wrote a new version, archive that again
+    (a rewrite, with a fresh set of attempts). None when it changed nothing."""
+    record = RedactionRecord(
+        redaction_id,
+        done.requested_by,
+        done.reason,
+        done.applied_at_ms,
+        done.occurrences,
+        list(done.string_sha256),
+        done.content_version if done.changed else None,
+    )
+    if all(r.redaction_id != redaction_id for r in s.redactions):
+        s.redactions = [*s.redactions, record][-MAX_SHOWN_REDACTIONS:]
+    if not done.changed:
+        return None
+    s.log_id, s.content_version = done.log_id, done.content_version
+    s.purged = False
+    s.revision += 1
+    return request(s, RequestKind.REARCHIVE)
