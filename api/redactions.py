@@ -14,6 +14,7 @@ import asyncpg
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from ingest.redacted import CHANNEL as REDACTIONS_CHANNEL
 from travis_logs.redaction import sha256_of
 from travis_logs.settings import Settings
 from workflows.client import redact
@@ -28,6 +29,7 @@ _STORE_STRINGS = """
 INSERT INTO log_redaction_rules (job_id, redaction_id, secret)
 SELECT $1, $2, s FROM unnest($3::text[]) AS s
 """
+_NOTIFY = "SELECT pg_notify($1, $2)"
 _AUDIT = """
 SELECT id, requested_by, reason, requested_at, applied_at, occurrences, string_sha256,
        range_starts, range_ends, content_version
@@ -87,6 +89,8 @@ async def stage(pool: asyncpg.Pool, req: RedactionRequest) -> RedactInput:
             [end for _, end in req.ranges],
         )
         await conn.execute(_STORE_STRINGS, req.job_id, redaction_id, strings)
+        # At commit: every ingest process holds back this job's live pushes from now on.
+        await conn.execute(_NOTIFY, REDACTIONS_CHANNEL, str(req.job_id))
     return RedactInput(redaction_id)
 
 

@@ -26,6 +26,7 @@ from travis_logs.settings import Settings
 from travis_logs.temporal import connect
 from workers.preflight import preflight
 from workflows.diagnosis import Archive, Level, Verdict, diagnose
+from workflows.models import RedactionRecord
 from workflows.operations import WorkflowView, workflow_view
 
 EXIT = {Level.OK: 0, Level.ATTENTION: 1, Level.MISSING: 3}
@@ -97,6 +98,13 @@ def _table(title: str, values: dict[str, Any]) -> Table:
     return table
 
 
+def _redactions(records: list[RedactionRecord]) -> str:
+    """Who redacted, why and how many occurrences (the audit rows; no secret in them)."""
+    return "; ".join(
+        f"#{r.redaction_id} by {r.requested_by}: {r.occurrences} ({r.reason})" for r in records
+    )
+
+
 def show(console: Console, r: Report) -> None:
     s = r.view.state
     console.print(
@@ -108,6 +116,7 @@ def show(console: Console, r: Report) -> None:
                 "final part": s.final_number if s else None,
                 "archive attempts": s.stats.archive_attempts if s else None,
                 "last error": s.stats.last_error if s else None,
+                "redactions": _redactions(s.redactions) if s else None,
             },
         )
     )
