@@ -12,6 +12,8 @@ replaces it. Repeating the activity merges nothing twice: it is idempotent.
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -25,6 +27,7 @@ from activities.models import (
     AggregateResult,
     InspectInput,
     LogSnapshot,
+    RedactionRecord,
 )
 from activities.redact import apply_rules
 from travis_logs.archive_store import ArchiveStore, sha256_hex
@@ -36,7 +39,13 @@ SELECT l.id, l.final_number, l.content_version, l.purged_at IS NOT NULL AS purge
        (SELECT (extract(epoch FROM now() - max(p.created_at)) * 1000)::bigint
           FROM log_parts p WHERE p.log_id = l.id) AS newest_age_ms,
        (SELECT count(*) FROM (SELECT number FROM log_parts WHERE log_id = l.id
-                              EXCEPT SELECT unnest(l.part_numbers)) AS pending) AS pending
+                              EXCEPT SELECT unnest(l.part_numbers)) AS pending) AS pending,
+       (SELECT coalesce(json_agg(r ORDER BY r.redaction_id), '[]') FROM (
+            SELECT id AS redaction_id, requested_by, reason, occurrences, string_sha256,
+                   content_version,
+                   (extract(epoch FROM applied_at) * 1000)::bigint AS applied_at_ms
+            FROM log_redactions WHERE job_id = $1 AND applied_at IS NOT NULL AND error IS NULL
+            ORDER BY id DESC LIMIT 20) r) AS redactions
 FROM logs l WHERE l.job_id = $1
 """
 _LOCKED_ROW = """
@@ -83,6 +92,7 @@ class AggregateActivities:
             content_version=row["content_version"],
             verified_version=row["verified_version"],
             purged=row["purged"],
+            redactions=[RedactionRecord(**r) for r in json.loads(row["redactions"])],
         )
 
     @activity.defn(name=AGGREGATE_LOG.name)

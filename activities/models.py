@@ -6,7 +6,7 @@ boundary: the activities read it from PostgreSQL and S3 themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 In = TypeVar("In")
@@ -27,6 +27,19 @@ class InspectInput:
 
 
 @dataclass
+class RedactionRecord:
+    """An applied redaction as the `status` query shows it: the audit row, without any secret."""
+
+    redaction_id: int
+    requested_by: str
+    reason: str
+    applied_at_ms: int
+    occurrences: int
+    string_sha256: list[str] = field(default_factory=list)
+    content_version: int | None = None  # the version it wrote; None: it changed nothing
+
+
+@dataclass
 class LogSnapshot:
     """The log's row as the workflow needs it, with the database's own clock for part ages."""
 
@@ -37,6 +50,7 @@ class LogSnapshot:
     content_version: int = 0
     verified_version: int | None = None  # content version of the verified archive
     purged: bool = False
+    redactions: list[RedactionRecord] = field(default_factory=list)  # the newest, oldest first
 
 
 @dataclass

@@ -18,6 +18,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from activities.models import RedactionRecord
 from activities.reconcile import to_row
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
@@ -26,7 +27,6 @@ from travis_logs.settings import Settings
 from travis_logs.temporal import connect
 from workers.preflight import preflight
 from workflows.diagnosis import Archive, Level, Verdict, diagnose
-from workflows.models import RedactionRecord
 from workflows.operations import WorkflowView, workflow_view
 
 EXIT = {Level.OK: 0, Level.ATTENTION: 1, Level.MISSING: 3}

@@ -13,6 +13,8 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from activities.models import RedactionRecord
+
 WORKFLOW_TYPE = "LogWorkflow"
 SIGNAL_PARTS = "parts"
 UPDATE_REPLACE = "replace_content"
@@ -134,19 +136,6 @@ class RedactInput:
     def validate(self) -> None:
         if self.redaction_id < 1:
             raise ValueError(f"redaction_id must be a row id, got {self.redaction_id}")
-
-
-@dataclass
-class RedactionRecord:
-    """A redaction as the `status` query shows it: the audit row, without any secret."""
-
-    redaction_id: int
-    requested_by: str
-    reason: str
-    applied_at_ms: int
-    occurrences: int
-    string_sha256: list[str] = field(default_factory=list)
-    content_version: int | None = None  # the version it wrote; None: it changed nothing
 
 
 @dataclass

@@ -14,6 +14,7 @@ from activities.models import (
     AggregateResult,
     LogSnapshot,
     PurgeResult,
+    RedactionRecord,
     RedactLogResult,
     ReplaceResult,
 )
@@ -23,7 +24,6 @@ from workflows.models import (
     LogWorkflowState,
     PartRef,
     Phase,
-    RedactionRecord,
     RequestKind,
     Ticket,
     Trigger,
@@ -64,6 +64,7 @@ def adopt(s: LogWorkflowState, snapshot: LogSnapshot, now_ms: int) -> None:
     if snapshot.verified_version is not None:
         s.verified_version = snapshot.verified_version
     s.purged = snapshot.purged
+    _remember(s, snapshot.redactions)
     if snapshot.newest_part_age_ms is not None:
         s.last_part_at_ms = max(s.last_part_at_ms, now_ms - snapshot.newest_part_age_ms)
 
@@ -253,11 +254,19 @@ def on_redacted(s: LogWorkflowState, redaction_id: int, done: RedactLogResult) -
         list(done.string_sha256),
         done.content_version if done.changed else None,
     )
-    if all(r.redaction_id != redaction_id for r in s.redactions):
-        s.redactions = [*s.redactions, record][-MAX_SHOWN_REDACTIONS:]
+    _remember(s, [record])
     if not done.changed:
         return None
     s.log_id, s.content_version = done.log_id, done.content_version
     s.purged = False
     s.revision += 1
     return request(s, RequestKind.REARCHIVE)
+
+
+def _remember(s: LogWorkflowState, records: list[RedactionRecord]) -> None:
+    """Keep the newest redactions, each once, in the order they were applied."""
+    known = {r.redaction_id for r in s.redactions}
+    fresh = [r for r in records if r.redaction_id not in known]
+    if fresh:
+        merged = sorted([*s.redactions, *fresh], key=lambda r: r.redaction_id)
+        s.redactions = merged[-MAX_SHOWN_REDACTIONS:]
