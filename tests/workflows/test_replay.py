@@ -36,6 +36,7 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
         "rearchive_backoff",
         "force_timeout",
         "rearchive_mid_round",
+        "redact",
     }
     assert expected <= {path.stem for path in CORPUS}
 
