@@ -29,6 +29,10 @@ _STORE_STRINGS = """
 INSERT INTO log_redaction_rules (job_id, redaction_id, secret)
 SELECT $1, $2, s FROM unnest($3::text[]) AS s
 """
+_ACTIVE = """
+SELECT DISTINCT r.secret FROM log_redaction_rules r JOIN logs l ON l.job_id = r.job_id
+WHERE l.id = $1 AND r.active
+"""
 _NOTIFY = "SELECT pg_notify($1, $2)"
 _AUDIT = """
 SELECT id, requested_by, reason, requested_at, applied_at, occurrences, string_sha256,
@@ -135,3 +139,8 @@ async def audit(pool: asyncpg.Pool | asyncpg.Connection, job_id: int) -> list[di
         }
         for r in rows
     ]
+
+
+async def active_secrets(conn: asyncpg.Connection, log_id: int) -> list[str]:
+    """The redaction strings in force for a log (to mask a read that merges stored parts)."""
+    return [r["secret"] for r in await conn.fetch(_ACTIVE, log_id)]

@@ -22,7 +22,14 @@ from temporalio.testing import WorkflowEnvironment
 from tests.api.test_claim_check import histories
 from tests.api.test_logs import archived
 from tests.helpers import assert_eventually, joined, log_row, settings_env
-from tests.ingest.ingest_support import broker, part, publish, running_ingest, wait_stored
+from tests.ingest.ingest_support import (
+    broker,
+    part,
+    publish,
+    running_ingest,
+    stored_parts,
+    wait_stored,
+)
 from tests.pusher_support import subscribe, websocket
 from travis_logs.settings import Settings
 from workflows.models import QUERY_STATUS, LogWorkflowState, workflow_id
@@ -64,6 +71,10 @@ async def redact(client: httpx.AsyncClient, job_id: int, **body: object) -> http
     return await client.post(f"/logs/{job_id}/redactions", json=payload)
 
 
+async def late_stored(pool: asyncpg.Pool, job_id: int) -> None:
+    assert {6, 7, 8} <= {n for n, _, _ in await stored_parts(pool, job_id)}
+
+
 async def purged(pool: asyncpg.Pool, job_id: int) -> None:
     row = await log_row(pool, job_id)
     assert row is not None and row["purged_at"] is not None and row["archive_verified"]
@@ -103,8 +114,14 @@ async def test_a_running_log_is_redacted_everywhere_and_late_parts_stay_masked(
     late = {6: f"retry with {secret}\n", 7: f"again {secret[:3]}", 8: f"{secret[3:]}\n", 9: ""}
     async with websocket(pusher_port) as ws:
         await subscribe(ws, f"job-{job_id}")
-        await send(api_settings, job_id, late, final=9)
-        events = [json.loads(await asyncio.wait_for(ws.recv(), 15)) for _ in late]
+        await send(api_settings, job_id, {n: late[n] for n in (6, 7, 8)}, final=None)
+        events = [json.loads(await asyncio.wait_for(ws.recv(), 15)) for _ in range(3)]
+        await assert_eventually(lambda: late_stored(pool, job_id))
+        # Not aggregated yet: a read merges the parts, and masks the secret split across two.
+        reading = (await client.get(f"/logs/{job_id}")).json()["content"]
+        assert secret not in reading and reading.endswith(masked(late[7] + late[8], secret))
+        await send(api_settings, job_id, {9: ""}, final=9)
+        events.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
     pushed = {json.loads(e["data"])["number"]: json.loads(e["data"])["_log"] for e in events}
     assert pushed[6] == masked(late[6], secret)
     assert all(secret not in text for text in pushed.values())
