@@ -257,3 +257,26 @@ async def test_the_cli_reads_secrets_from_stdin_not_argv(
     assert process.returncode == 0, out
     assert json.loads(out)["occurrences"] == 1
     assert await archived(api_settings, job_id) == masked(f"pw {secret}\n", secret).encode()
+
+
+async def test_a_part_sent_over_http_after_a_redaction_is_stored_and_pushed_masked(
+    client: httpx.AsyncClient,
+    ingest: None,
+    api_settings: Settings,
+    pool: asyncpg.Pool,
+    pusher_port: int,
+    job_id: int,
+) -> None:
+    """The HTTP part routes take the same path: masked before the store and the push."""
+    secret = f"http-secret-{job_id}"
+    await send(api_settings, job_id, {0: f"a {secret}\n"}, final=None)
+    await wait_stored(pool, job_id, 1)
+    assert (await redact(client, job_id, strings=[secret])).status_code == 200
+    body = {"@type": "log_part", "content": f"b {secret}\n", "final": False}
+    async with websocket(pusher_port) as ws:
+        await subscribe(ws, f"job-{job_id}")
+        assert (await client.put(f"/log-parts/{job_id}/1", json=body)).status_code == 204
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert json.loads(frame["data"])["_log"] == masked(f"b {secret}\n", secret)
+    stored = {n: text for n, text, _ in await stored_parts(pool, job_id)}
+    assert stored[1] == masked(f"b {secret}\n", secret)
