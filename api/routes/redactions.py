@@ -25,6 +25,7 @@ router = APIRouter(
         403: {"model": Message, "description": "missing or wrong token"},
         404: {"model": Message, "description": "no log"},
         422: {"model": Message, "description": "a range does not fit the log"},
+        500: {"model": Message, "description": "AUTH_TOKEN is not configured"},
     },
 )
 # Read by hand after the token check (FastAPI parses declared bodies before dependencies).
