@@ -65,6 +65,14 @@ _RECORD = """
 UPDATE log_redactions SET applied_at = now(), occurrences = $2, content_version = $3
 WHERE id = $1 RETURNING (extract(epoch FROM applied_at) * 1000)::bigint
 """
+# Requests whose update never ran (the API died in between): their strings never became
+# rules; after far longer than any retry they are closed as refused.
+_SWEEP = """
+WITH stale AS (
+    UPDATE log_redactions SET error = 'never applied', applied_at = now()
+    WHERE applied_at IS NULL AND requested_at < now() - interval '7 days' RETURNING id)
+DELETE FROM log_redaction_rules WHERE NOT active AND redaction_id IN (SELECT id FROM stale)
+"""
 _REFUSE = "UPDATE log_redactions SET error = $2, applied_at = now() WHERE id = $1"
 
 
@@ -159,6 +167,7 @@ async def _apply(
         await _mask_parts(conn, row["id"], stored, merged, masked.body, secrets)
     count = masked.occurrences + masked.ranges_changed
     applied_ms = await conn.fetchval(_RECORD, req["id"], count, written)
+    await conn.execute(_SWEEP)
     return RedactLogResult(
         log_id=row["id"],
         content_version=version,
