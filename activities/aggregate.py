@@ -15,6 +15,8 @@ from the part index and final number on the row, which outlive purge.
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -28,7 +30,9 @@ from activities.models import (
     AggregateResult,
     InspectInput,
     LogSnapshot,
+    RedactionRecord,
 )
+from activities.redact import apply_rules
 from travis_logs.archive_store import ArchiveStore, sha256_hex
 from travis_logs.completeness import missing_ranges
 from travis_logs.transfer import Progress
@@ -39,14 +43,22 @@ SELECT l.id, l.final_number, l.content_version, l.purged_at IS NOT NULL AS purge
        (SELECT (extract(epoch FROM now() - max(p.created_at)) * 1000)::bigint
           FROM log_parts p WHERE p.log_id = l.id) AS newest_age_ms,
        (SELECT count(*) FROM (SELECT number FROM log_parts WHERE log_id = l.id
-                              EXCEPT SELECT unnest(l.part_numbers)) AS pending) AS pending
+                              EXCEPT SELECT unnest(l.part_numbers)) AS pending) AS pending,
+       (SELECT coalesce(json_agg(r ORDER BY r.redaction_id), '[]') FROM (
+            SELECT id AS redaction_id, requested_by, reason, occurrences, string_sha256,
+                   content_version,
+                   (extract(epoch FROM applied_at) * 1000)::bigint AS applied_at_ms
+            FROM log_redactions WHERE job_id = $1 AND applied_at IS NOT NULL AND error IS NULL
+            ORDER BY id DESC LIMIT 20) r) AS redactions
 FROM logs l WHERE l.job_id = $1
 """
 _LOCKED_ROW = """
 SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
        part_sizes, final_number, purged_at IS NOT NULL AS purged, removed_by IS NOT NULL AS removed,
        archive_size, archive_sha256,
-       CASE WHEN archive_verified THEN archive_version END AS verified_version
+       CASE WHEN archive_verified THEN archive_version END AS verified_version,
+       ARRAY(SELECT r.secret FROM log_redaction_rules r
+             WHERE r.job_id = logs.job_id AND r.active) AS secrets
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
 _STORED_NUMBERS = "SELECT number FROM log_parts WHERE log_id = $1"
@@ -84,6 +96,7 @@ class AggregateActivities:
             content_version=row["content_version"],
             verified_version=row["verified_version"],
             purged=row["purged"],
+            redactions=[RedactionRecord(**r) for r in json.loads(row["redactions"])],
         )
 
     @activity.defn(name=AGGREGATE_LOG.name)
@@ -162,9 +175,10 @@ async def _merge(
     if base is None:
         base = (row["content"] or "").encode()
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
-    merged = merge_unheld(
-        base, index, [(p["number"], (p["content"] or "").encode()) for p in parts]
-    )
+    fresh_parts = [(p["number"], (p["content"] or "").encode()) for p in parts]
+    merged = merge_unheld(base, index, fresh_parts)
+    # A secret split across late parts is whole only here: mask it in the log and its parts.
+    merged = await apply_rules(conn, row["id"], merged, dict(fresh_parts), row["secrets"])
     # Every piece is whole UTF-8 (parts are cut at part boundaries), so this cannot fail.
     text = merged.body.decode()
     version = await conn.fetchval(

@@ -27,6 +27,19 @@ class InspectInput:
 
 
 @dataclass
+class RedactionRecord:
+    """An applied redaction as the `status` query shows it: the audit row, without any secret."""
+
+    redaction_id: int
+    requested_by: str
+    reason: str
+    applied_at_ms: int
+    occurrences: int
+    string_sha256: list[str] = field(default_factory=list)
+    content_version: int | None = None  # the version it wrote; None: it changed nothing
+
+
+@dataclass
 class LogSnapshot:
     """The log's row as the workflow needs it, with the database's own clock for part ages."""
 
@@ -37,6 +50,7 @@ class LogSnapshot:
     content_version: int = 0
     verified_version: int | None = None  # content version of the verified archive
     purged: bool = False
+    redactions: list[RedactionRecord] = field(default_factory=list)  # the newest, oldest first
 
 
 @dataclass
@@ -137,6 +151,28 @@ class RemoveArchiveResult:
     removed: bool
 
 
+@dataclass
+class RedactLogInput:
+    """Apply redaction `redaction_id` (a `log_redactions` row: the strings are in the DB)."""
+
+    job_id: int
+    redaction_id: int
+
+
+@dataclass
+class RedactLogResult:
+    """What the redaction did: `changed` False means no new content version was written."""
+
+    log_id: int
+    content_version: int
+    changed: bool
+    occurrences: int
+    string_sha256: list[str]
+    requested_by: str
+    reason: str
+    applied_at_ms: int
+
+
 INSPECT_LOG: ActivityRef[InspectInput, LogSnapshot] = ActivityRef("inspect_log", LogSnapshot)
 AGGREGATE_LOG: ActivityRef[AggregateInput, AggregateResult] = ActivityRef(
     "aggregate_log", AggregateResult
@@ -149,4 +185,7 @@ REPLACE_CONTENT: ActivityRef[ReplaceInput, ReplaceResult] = ActivityRef(
 )
 REMOVE_ARCHIVE: ActivityRef[RemoveArchiveInput, RemoveArchiveResult] = ActivityRef(
     "remove_archive", RemoveArchiveResult
+)
+REDACT_LOG: ActivityRef[RedactLogInput, RedactLogResult] = ActivityRef(
+    "redact_log", RedactLogResult
 )

@@ -19,9 +19,11 @@ import asyncpg
 
 from activities.merge import PartIndex, merge_unheld
 from api import queries
+from api.redactions import active_secrets
 from ingest.parts import clean
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.completeness import gap_offsets, is_complete, missing_ranges
+from travis_logs.redaction import mask
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +43,20 @@ class PartsQuery:
 
 @dataclass(frozen=True)
 class Pending:
-    """What a read merges: the content's part index and the stored parts it does not hold."""
+    """What a read merges: the content's part index and the stored parts it does not hold,
+    and the job's redaction strings (read only when there are such parts: a secret split
+    across two of them is whole only in the merge, as the aggregation will mask it)."""
 
     index: PartIndex
     parts: list[tuple[int, bytes]]
+    secrets: list[str] = field(default_factory=list)
 
 
 async def _pending(conn: asyncpg.Connection, log_id: int) -> Pending:
     numbers, sizes = await queries.part_index(conn, log_id)
-    return Pending(
-        PartIndex(tuple(numbers), tuple(sizes)), await queries.unheld_parts(conn, log_id)
-    )
+    parts = await queries.unheld_parts(conn, log_id)
+    secrets = await active_secrets(conn, log_id) if parts else []
+    return Pending(PartIndex(tuple(numbers), tuple(sizes)), parts, secrets)
 
 
 @dataclass
@@ -85,10 +90,11 @@ async def _base(archive: ArchiveStore, row: asyncpg.Record) -> bytes | None:
 
 def _merged(job_id: int, base: bytes, pending: Pending) -> bytes:
     try:
-        return merge_unheld(base, pending.index, pending.parts).body
+        body = merge_unheld(base, pending.index, pending.parts).body
     except ValueError as err:  # the index does not fit the base (an archive gone missing)
         log.warning("job %d: %s; pending parts follow the log", job_id, err)
-        return base + b"".join(body for _, body in pending.parts)
+        body = base + b"".join(body for _, body in pending.parts)
+    return mask(body, pending.secrets).body if pending.secrets else body
 
 
 def completeness(lifecycle: asyncpg.Record) -> tuple[bool, list[list[int]]]:

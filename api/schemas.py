@@ -86,12 +86,28 @@ class Timeline(BaseModel):
     verified: datetime | None = None
     purged: datetime | None = None
     replaced: datetime | None = None
+    redacted: datetime | None = None  # the last redaction that masked something
+
+
+class RedactionOut(BaseModel):
+    """An applied redaction (the audit row): who, when, why, how many; never the secret."""
+
+    id: int
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    applied_at: datetime | None
+    occurrences: int | None
+    string_sha256: list[str]
+    ranges: list[list[int]]
+    content_version: int | None = Field(description="the version it wrote; null: no change")
 
 
 class LogOut(_LogFields):
     """A log as `GET /logs/:id` returns it: `removed_by_id`, content aggregated or archived.
 
-    `complete`, `missing_parts` and `timeline` are not travis-api's: it ignores them.
+    `complete`, `missing_parts`, `timeline` and `redactions` are not travis-api's: it
+    ignores them.
     """
 
     removed_by_id: int | None
@@ -102,6 +118,35 @@ class LogOut(_LogFields):
         default_factory=list, description="missing part numbers, as [first, last] ranges"
     )
     timeline: Timeline = Field(default_factory=Timeline)
+    redactions: list[RedactionOut] = Field(default_factory=list)
+
+
+SecretText = Annotated[str, Field(min_length=1, max_length=10_000)]
+ByteRange = Annotated[
+    tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=1)]],
+    Field(description="[start, end): byte offsets into the log, on UTF-8 character boundaries"),
+]
+
+
+class RedactionIn(BaseModel):
+    """`POST /logs/:job_id/redactions`: what to mask, why, and who asked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strings: list[SecretText] = Field(default_factory=list, max_length=100)
+    ranges: list[ByteRange] = Field(default_factory=list, max_length=1000)
+    reason: str = Field(min_length=1, max_length=500)
+    requested_by: str = Field(min_length=1, max_length=200)
+
+
+class RedactionResultOut(BaseModel):
+    """The applied redaction; `changed` false: nothing was left to mask (no new version)."""
+
+    redaction_id: int
+    occurrences: int
+    changed: bool
+    content_version: int
+    archived: bool = Field(description="the redacted version is archived and verified")
 
 
 class LogId(_Typed):

@@ -65,6 +65,7 @@ class Entry:
     part: LogPart | None
     arrived: float
     reason: str | None = None
+    held: bool = False  # pushed after the store (a redelivery, or a job with redactions)
 
 
 class BatchConsumer:
@@ -97,10 +98,16 @@ class BatchConsumer:
             entry = Entry(message, None, arrived, f"parse: {err!r}")
         self._buffer.append(entry)
         # A redelivered part may be a duplicate: it is pushed once the insert says it is new.
-        if entry.part is not None and not message.redelivered:
+        # A part of a job with redaction rules is pushed after the store too, masked.
+        if entry.part is not None and not self._pushed_after_store(entry):
             self._push_soon(entry.part)
         if len(self._buffer) == 1 or len(self._buffer) >= self._settings.ingest_batch_size:
             self._wake.set()
+
+    def _pushed_after_store(self, entry: Entry) -> bool:
+        assert entry.part is not None
+        entry.held = entry.message.redelivered or self._intake.redacted.defers(entry.part.job_id)
+        return entry.held
 
     def close(self) -> None:
         """Finish: `run` processes what is in hand and returns (consuming must stop first)."""
@@ -147,8 +154,10 @@ class BatchConsumer:
         await asyncio.gather(
             *(self._dead_letter(e) for e in bad), self._intake.signals.deliver(stored.pending)
         )
-        redelivered = [e.part for e in good if e.message.redelivered and e.part is not None]
-        await self._intake.push([p for p in redelivered if (p.job_id, p.number) in stored.new])
+        held = [e.part for e in good if e.held and e.part is not None]
+        await self._intake.push(
+            [stored.as_stored(p) for p in held if (p.job_id, p.number) in stored.new]
+        )
         await self._ack(batch)
         BATCH_SECONDS.observe(time.perf_counter() - started)
 

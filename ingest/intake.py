@@ -12,9 +12,10 @@ a redelivered duplicate none.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import asyncpg
@@ -23,7 +24,9 @@ from temporalio.client import Client
 
 from ingest import outbox
 from ingest.outbox import PendingSignal, SignalSender
+from ingest.redacted import RedactedJobs
 from travis_logs.parts import LogPart
+from travis_logs.redaction import mask_text
 from travis_logs.settings import Settings
 from workflows.models import PartRef, PartsSignal
 
@@ -35,9 +38,12 @@ PARTS = Counter(
     ["outcome"],
 )
 
+# The redaction rules ride along (an index probe per job, no round trip of their own).
 _FIND_LOGS = """
 SELECT id, job_id, final_number,
-       NOT EXISTS (SELECT 1 FROM log_parts p WHERE p.log_id = logs.id) AS empty
+       NOT EXISTS (SELECT 1 FROM log_parts p WHERE p.log_id = logs.id) AS empty,
+       ARRAY(SELECT r.secret FROM log_redaction_rules r
+             WHERE r.job_id = logs.job_id AND r.active) AS secrets
 FROM logs WHERE job_id = ANY($1::bigint[])
 """
 # Sorted input: two transactions creating the same jobs take their locks in the same order.
@@ -92,6 +98,13 @@ class StoredBatch:
     new: frozenset[tuple[int, int]]
     duplicates: int
     pending: list[PendingSignal]
+    # The masked text of every part of the batch that a redaction rule changed.
+    masked: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def as_stored(self, part: LogPart) -> LogPart:
+        """`part` as it was stored: masked when a redaction rule applies to it."""
+        text = self.masked.get((part.job_id, part.number))
+        return part if text is None else dataclasses.replace(part, content=text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +114,8 @@ class _Log:
     final_number: int | None
     # No part stored before this batch: its first new part starts the log's stream.
     empty: bool
+    # Literal strings of the job's redactions: masked in its parts before they are stored.
+    secrets: tuple[str, ...] = ()
 
 
 class PartIntake:
@@ -116,6 +131,11 @@ class PartIntake:
         self._pool = pool
         self._publisher = publisher
         self.signals = SignalSender(pool, temporal_client, settings)
+        self.redacted = RedactedJobs()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def accept(self, parts: Sequence[LogPart]) -> IntakeResult:
         """Push, store and signal `parts`; raises when the database or Temporal fails.
@@ -123,8 +143,9 @@ class PartIntake:
         A retry after a failure is safe: stored parts are duplicates the second time, and
         signals recorded before the failure are resent from the outbox.
         """
-        await self.push(parts)  # only queues: live view does not wait for the database
         batch = await self.store(parts)
+        # After the store, as stored: a part of a job with redaction rules is pushed masked.
+        await self.push([batch.as_stored(p) for p in parts])  # only queues
         sent = await self.signals.deliver(batch.pending, patient=False, raise_errors=True)
         return IntakeResult(stored=len(batch.new), duplicates=batch.duplicates, signals=sent)
 
@@ -140,14 +161,16 @@ class PartIntake:
             return StoredBatch(frozenset(), 0, [])
         async with self._pool.acquire() as conn, conn.transaction():
             logs = await _find_or_create_logs(conn, sorted({p.job_id for p in unique}))
-            rows = await _insert_parts(conn, unique, logs)
+            masked = _masked(unique, logs)
+            rows = await _insert_parts(conn, unique, logs, masked)
             by_log = {lg.id: lg for lg in logs.values()}
             await _mark_final(conn, rows)
             pending = await outbox.record(conn, transitions(rows, by_log))
+        self.redacted.learn({lg.job_id for lg in logs.values() if lg.secrets})
         new = frozenset((by_log[r["log_id"]].job_id, r["number"]) for r in rows)
         PARTS.labels("stored").inc(len(new))
         PARTS.labels("duplicate").inc(len(parts) - len(new))
-        return StoredBatch(new, len(parts) - len(new), pending)
+        return StoredBatch(new, len(parts) - len(new), pending, masked)
 
 
 def _dedupe(parts: Sequence[LogPart]) -> list[LogPart]:
@@ -160,10 +183,7 @@ def _dedupe(parts: Sequence[LogPart]) -> list[LogPart]:
 
 async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> dict[int, _Log]:
     """The `logs` row of each job, created when missing; exactly one creator per job."""
-    found = {
-        r["job_id"]: _Log(r["id"], r["job_id"], r["final_number"], r["empty"])
-        for r in await conn.fetch(_FIND_LOGS, job_ids)
-    }
+    found = {r["job_id"]: _found(r) for r in await conn.fetch(_FIND_LOGS, job_ids)}
     missing = [j for j in job_ids if j not in found]
     if missing:
         for r in await conn.fetch(_CREATE_LOGS, missing):
@@ -173,18 +193,37 @@ async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> 
         raced = [j for j in missing if j not in found]
         if raced:
             for r in await conn.fetch(_FIND_LOGS, raced):
-                found[r["job_id"]] = _Log(r["id"], r["job_id"], r["final_number"], r["empty"])
+                found[r["job_id"]] = _found(r)
     return found
 
 
+def _found(r: asyncpg.Record) -> _Log:
+    return _Log(r["id"], r["job_id"], r["final_number"], r["empty"], tuple(r["secrets"]))
+
+
+def _masked(parts: list[LogPart], logs: dict[int, _Log]) -> dict[tuple[int, int], str]:
+    """The parts a redaction rule of their job changes, masked (no work for other jobs)."""
+    out = {}
+    for p in parts:
+        secrets = logs[p.job_id].secrets
+        if secrets:
+            text = mask_text(p.content, secrets)
+            if text != p.content:
+                out[(p.job_id, p.number)] = text
+    return out
+
+
 async def _insert_parts(
-    conn: asyncpg.Connection, parts: list[LogPart], logs: dict[int, _Log]
+    conn: asyncpg.Connection,
+    parts: list[LogPart],
+    logs: dict[int, _Log],
+    masked: dict[tuple[int, int], str],
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         _INSERT_PARTS,
         [logs[p.job_id].id for p in parts],
         [p.number for p in parts],
-        [p.content for p in parts],
+        [masked.get((p.job_id, p.number), p.content) for p in parts],
         [p.final for p in parts],
     )
     return rows

@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workers.s3_server",
         "run a local S3 for development (moto) that keeps its objects in DEV_DATA_DIR/s3",
     ),
+    "redact": (
+        "workers.redact",
+        "mask leaked secrets (strings from stdin or a file, byte ranges) in one log, audited",
+    ),
     "simulate": (
         "workers.simulate",
         "publish simulated travis-worker job logs and write what each archive must contain",

@@ -73,6 +73,7 @@ async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -
         consumer = BatchConsumer(intake, topology.dead_exchange, settings)
         batches = asyncio.create_task(consumer.run())
         sweeper = asyncio.create_task(sweep_outbox(intake.signals, settings.ingest_outbox_stale_s))
+        redactions = asyncio.create_task(intake.redacted.watch(intake.pool))
         # Its own channel: a passive declare of a missing queue closes the channel.
         backlog = asyncio.create_task(
             watch_backlog(await connection.channel(), _queues(settings), BACKLOG_PERIOD_S)
@@ -87,9 +88,9 @@ async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -
             consumer.close()
             await _finish(batches)
         finally:
-            for task in (sweeper, batches, backlog):
+            for task in (sweeper, batches, backlog, redactions):
                 task.cancel()
-            await asyncio.gather(sweeper, batches, backlog, return_exceptions=True)
+            await asyncio.gather(sweeper, batches, backlog, redactions, return_exceptions=True)
         log.info("ingest stopped after acking %d message(s)", consumer.acked)
 
 

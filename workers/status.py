@@ -18,6 +18,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from activities.models import RedactionRecord
 from activities.reconcile import to_row
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
@@ -97,6 +98,13 @@ def _table(title: str, values: dict[str, Any]) -> Table:
     return table
 
 
+def _redactions(records: list[RedactionRecord]) -> str:
+    """Who redacted, why and how many occurrences (the audit rows; no secret in them)."""
+    return "; ".join(
+        f"#{r.redaction_id} by {r.requested_by}: {r.occurrences} ({r.reason})" for r in records
+    )
+
+
 def show(console: Console, r: Report) -> None:
     s = r.view.state
     console.print(
@@ -108,6 +116,7 @@ def show(console: Console, r: Report) -> None:
                 "final part": s.final_number if s else None,
                 "archive attempts": s.stats.archive_attempts if s else None,
                 "last error": s.stats.last_error if s else None,
+                "redactions": _redactions(s.redactions) if s else None,
             },
         )
     )

@@ -39,6 +39,7 @@ from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.purge import PurgeActivities
 from activities.reconcile import ReconcileActivities, Reconciler
+from activities.redact import RedactActivities
 from activities.replace import ReplaceActivities
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.checks import check_postgres, check_tcp
@@ -67,6 +68,7 @@ def lifecycle_activities(pool: asyncpg.Pool, store: ArchiveStore) -> list[Callab
     archive = ArchiveActivities(pool, store)
     replace = ReplaceActivities(pool, store)
     purge = PurgeActivities(pool)
+    redact = RedactActivities(pool, store)
     return [
         aggregate.inspect_log,
         aggregate.aggregate_log,
@@ -75,6 +77,7 @@ def lifecycle_activities(pool: asyncpg.Pool, store: ArchiveStore) -> list[Callab
         purge.purge_log,
         replace.replace_content,
         replace.remove_archive,
+        redact.redact_log,
     ]
 
 

@@ -11,11 +11,14 @@ from temporalio.common import WorkflowIDConflictPolicy
 from travis_logs.settings import Settings
 from workflows.models import (
     SIGNAL_PARTS,
+    UPDATE_REDACT,
     UPDATE_REPLACE,
     WORKFLOW_TYPE,
     LogTimings,
     LogWorkflowInput,
     PartsSignal,
+    RedactInput,
+    RedactResult,
     ReplaceContentInput,
     ReplaceContentResult,
     start_search_attributes,
@@ -86,5 +89,17 @@ async def replace_content(
         start_workflow_operation=start_operation(settings, job_id),
         result_type=ReplaceContentResult,
         rpc_timeout=timedelta(seconds=30),
+    )
+    return result
+
+
+async def redact(client: Client, settings: Settings, job_id: int, inp: RedactInput) -> RedactResult:
+    """Run the redact update (claim check: a `log_redactions` row), starting a run if needed."""
+    result: RedactResult = await client.execute_update_with_start_workflow(
+        UPDATE_REDACT,
+        inp,
+        start_workflow_operation=start_operation(settings, job_id),
+        result_type=RedactResult,
+        rpc_timeout=timedelta(seconds=60),
     )
     return result

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_PARTS,
         UPDATE_FORCE_AGGREGATE,
         UPDATE_REARCHIVE,
+        UPDATE_REDACT,
         UPDATE_REPLACE,
         WORKFLOW_TYPE,
         ForceAggregateInput,
@@ -60,6 +61,8 @@ with workflow.unsafe.imports_passed_through():
         PartsSignal,
         Phase,
         RearchiveInput,
+        RedactInput,
+        RedactResult,
         ReplaceContentInput,
         ReplaceContentResult,
         RequestKind,
@@ -177,6 +180,22 @@ class LogWorkflow:
             raise ValueError("reason: at most 200 characters")
         if self._loaded() and self._s.content_version == 0:
             raise ValueError("nothing to archive: no part has been aggregated yet")
+
+    @workflow.update(name=UPDATE_REDACT)
+    async def redact(self, inp: RedactInput) -> RedactResult:
+        """Mask leaked secrets; answers once the redacted version is archived and verified."""
+        await workflow.wait_condition(self._loaded)
+        done = await self._steps.redact(inp.redaction_id)
+        ticket = st.on_redacted(self._s, inp.redaction_id, done)
+        served = ticket is None or await self._answer(ticket, "wait for the redacted archive")
+        archived = st.is_verified(self._s, done.content_version)
+        return RedactResult(
+            inp.redaction_id, done.occurrences, done.changed, done.content_version, archived, served
+        )
+
+    @redact.validator
+    def _validate_redact(self, inp: RedactInput) -> None:
+        inp.validate()
 
     async def _request(self, kind: RequestKind, summary: str) -> LifecycleResult:
         """Queue a request and answer when the round that took it has finished."""

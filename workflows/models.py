@@ -13,11 +13,14 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from activities.models import RedactionRecord
+
 WORKFLOW_TYPE = "LogWorkflow"
 SIGNAL_PARTS = "parts"
 UPDATE_REPLACE = "replace_content"
 UPDATE_FORCE_AGGREGATE = "force_aggregate"
 UPDATE_REARCHIVE = "rearchive"
+UPDATE_REDACT = "redact"
 QUERY_STATUS = "status"
 
 
@@ -119,6 +122,33 @@ class LifecycleResult:
     """
 
     state: str
+    content_version: int
+    archived: bool
+    served: bool = True
+
+
+@dataclass
+class RedactInput:
+    """Apply redaction `redaction_id`: a `log_redactions` row the API or CLI stored (claim
+    check: the strings to mask are in PostgreSQL, never in the update)."""
+
+    redaction_id: int
+
+    def validate(self) -> None:
+        if self.redaction_id < 1:
+            raise ValueError(f"redaction_id must be a row id, got {self.redaction_id}")
+
+
+@dataclass
+class RedactResult:
+    """The applied redaction, and whether the log's archive holds it (verified) on return.
+
+    `changed` False: nothing was left to mask, no new version or archive was made.
+    """
+
+    redaction_id: int
+    occurrences: int
+    changed: bool
     content_version: int
     archived: bool
     served: bool = True
@@ -245,6 +275,11 @@ class LogWorkflowState:
     # Part numbers the last aggregation found missing, as [first, last] ranges (empty:
     # complete); the `LogIncomplete` search attribute says whether there are any.
     missing_parts: list[list[int]] = field(default_factory=list)
+    # The newest redactions (at most MAX_SHOWN_REDACTIONS; the database keeps every one).
+    redactions: list[RedactionRecord] = field(default_factory=list)
+
+
+MAX_SHOWN_REDACTIONS = 20
 
 
 @dataclass

@@ -11,8 +11,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import Enum
 
-from activities.models import AggregateResult, LogSnapshot, PurgeResult, ReplaceResult
+from activities.models import (
+    AggregateResult,
+    LogSnapshot,
+    PurgeResult,
+    RedactionRecord,
+    RedactLogResult,
+    ReplaceResult,
+)
 from workflows.models import (
+    MAX_SHOWN_REDACTIONS,
     LogState,
     LogWorkflowState,
     PartRef,
@@ -57,6 +65,7 @@ def adopt(s: LogWorkflowState, snapshot: LogSnapshot, now_ms: int) -> None:
     if snapshot.verified_version is not None:
         s.verified_version = snapshot.verified_version
     s.purged = snapshot.purged
+    _remember(s, snapshot.redactions)
     if snapshot.newest_part_age_ms is not None:
         s.last_part_at_ms = max(s.last_part_at_ms, now_ms - snapshot.newest_part_age_ms)
 
@@ -267,3 +276,34 @@ def grace_ms(s: LogWorkflowState, grace_period_ms: int, incomplete_grace_ms: int
 
 def iso_utc(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def on_redacted(s: LogWorkflowState, redaction_id: int, done: RedactLogResult) -> Ticket | None:
+    """A redaction was applied: record it; when it wrote a new version, archive that again
+    (a rewrite, with a fresh set of attempts). None when it changed nothing."""
+    record = RedactionRecord(
+        redaction_id,
+        done.requested_by,
+        done.reason,
+        done.applied_at_ms,
+        done.occurrences,
+        list(done.string_sha256),
+        done.content_version if done.changed else None,
+    )
+    _remember(s, [record])
+    if not done.changed:
+        return None
+    on_milestone(s, "redacted", done.applied_at_ms)
+    s.log_id, s.content_version = done.log_id, done.content_version
+    s.purged = False
+    s.revision += 1
+    return request(s, RequestKind.REARCHIVE)
+
+
+def _remember(s: LogWorkflowState, records: list[RedactionRecord]) -> None:
+    """Keep the newest redactions, each once, in the order they were applied."""
+    known = {r.redaction_id for r in s.redactions}
+    fresh = [r for r in records if r.redaction_id not in known]
+    if fresh:
+        merged = sorted([*s.redactions, *fresh], key=lambda r: r.redaction_id)
+        s.redactions = merged[-MAX_SHOWN_REDACTIONS:]

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         ARCHIVE_LOG,
         INSPECT_LOG,
         PURGE_LOG,
+        REDACT_LOG,
         REMOVE_ARCHIVE,
         REPLACE_CONTENT,
         VERIFY_ARCHIVE,
@@ -33,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
         LogSnapshot,
         PurgeInput,
         PurgeResult,
+        RedactLogInput,
+        RedactLogResult,
         RemoveArchiveInput,
         ReplaceInput,
         ReplaceResult,
@@ -106,6 +109,14 @@ class Steps:
                 removal = RemoveArchiveInput(self._job_id, done.content_version)
                 await self._execute(REMOVE_ARCHIVE, removal, "delete the cleared log's archive")
         return done
+
+    async def redact(self, redaction_id: int) -> RedactLogResult:
+        """Mask a redaction's strings and ranges (heartbeating: a purged log's archive is read)."""
+        inp = RedactLogInput(self._job_id, redaction_id)
+        async with self._lock:
+            return await self._execute(
+                REDACT_LOG, inp, f"redact #{redaction_id}", TRANSFER_TIMEOUT, self._beat
+            )
 
     async def _local(
         self, ref: ActivityRef[P, R], arg: P, summary: str, timeout: timedelta = DB_TIMEOUT

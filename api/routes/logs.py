@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 from temporalio.client import Client
 
-from api import queries, uploads
+from api import queries, redactions, uploads
 from api.deps import (
     ArchiveDep,
     JobId,
@@ -141,6 +141,8 @@ async def get_log(
     found = await read_log(pool, archive, by, id)
     if found is None:
         raise ApiError(404, "log not found")
+    found["redactions"] = audit = await redactions.audit(pool, found["job_id"])
+    found["timeline"]["redacted"] = redactions.last_masked_at(audit)
     return LogOut.model_validate(found)
 
 

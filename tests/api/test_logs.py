@@ -67,9 +67,11 @@ async def test_put_then_get_round_trip(
     assert datetime.fromisoformat(row["aggregated_at"])
 
     by_job = (await client.get(f"/logs/{job_id}")).json()
-    # travis-api's fields, plus ones it ignores: completeness and the lifecycle's timeline.
-    assert set(by_job) == LOG_KEYS | {"removed_by_id"} | {"complete", "missing_parts", "timeline"}
-    assert (by_job["complete"], by_job["missing_parts"]) == (True, [])
+    # travis-api's fields, plus ones it ignores: completeness, the lifecycle's timeline and
+    # the redactions' audit.
+    extra = {"complete", "missing_parts", "timeline", "redactions"}
+    assert set(by_job) == LOG_KEYS | {"removed_by_id"} | extra
+    assert (by_job["complete"], by_job["missing_parts"], by_job["redactions"]) == (True, [], [])
     assert by_job["timeline"]["replaced"] is not None
     assert (by_job["id"], by_job["content"], by_job["removed_by_id"]) == (
         row["id"],

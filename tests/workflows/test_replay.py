@@ -37,6 +37,7 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
         "force_timeout",
         "rearchive_mid_round",
         "incomplete_then_complete",
+        "redact",
     }
     assert expected <= {path.stem for path in CORPUS}
 
