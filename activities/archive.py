@@ -39,7 +39,8 @@ from travis_logs.transfer import Progress
 
 _READ = """
 SELECT id, content, content_version, cardinality(part_numbers) AS parts,
-       archive_version IS NULL AS unarchived
+       archive_version IS NULL AS unarchived, purged_at IS NOT NULL AS purged,
+       archive_version, archive_size, archive_sha256
 FROM logs WHERE job_id = $1
 """
 _MARK_ARCHIVING = "UPDATE logs SET archiving = true WHERE id = $1"
@@ -75,6 +76,12 @@ class ArchiveActivities:
     async def archive_log(self, inp: ArchiveInput) -> ArchiveResult:
         """Write the log's current content to jobs/<job_id>/log.txt (idempotent)."""
         row = await self._pool.fetchrow(_READ, inp.job_id)
+        if row is not None and row["content"] is None and _archive_is_the_log(row):
+            # Purged: the archive is the only copy, so archiving again means reading it back
+            # against what was recorded (verify), never writing it from itself.
+            return ArchiveResult(
+                row["archive_version"], row["archive_size"], row["archive_sha256"], False
+            )
         if row is None or row["content"] is None:
             raise ApplicationError(
                 f"job {inp.job_id}: no content to archive",
@@ -132,6 +139,15 @@ class ArchiveActivities:
         if digest is None:
             return VerifyResult(verified=False, reason=reason)
         return VerifyResult(not reason, digest.size, digest.sha256, reason)
+
+
+def _archive_is_the_log(row: asyncpg.Record) -> bool:
+    """Purged after a verified archive of the current version: S3 holds the log."""
+    return (
+        bool(row["purged"])
+        and row["archive_version"] == row["content_version"]
+        and (row["archive_sha256"] is not None)
+    )
 
 
 def _refuse_newer(upload: _Upload, stored: StoredObject | None) -> None:

@@ -31,6 +31,7 @@ from workflows.models import (
     RearchiveInput,
     ReplaceContentInput,
 )
+from workflows.operations import lifecycle_update
 
 PARTS = {0: "a\n", 1: "b\n", 2: ""}
 
@@ -179,6 +180,26 @@ async def test_verify_failed_keeps_the_log_until_a_rearchive_succeeds(
     assert state.state == LogState.DONE and state.stats.archive_attempts == 3
     assert (await log_row(pool, job_id))["purged_at"] is not None
     await record(handle, "verify_failed_then_rearchive")
+
+
+async def test_rearchive_of_a_purged_log_verifies_its_archive_again(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """After purge the archive is the only copy: a rearchive reads it back against the
+    recorded checksum (it is never rewritten from itself) and the log stays purged."""
+    await finished_log(temporal_client, quick, pool, job_id)
+    purged = await log_row(pool, job_id)
+    outcome = await lifecycle_update(temporal_client, quick, job_id, "rearchive", "audit")
+    assert (outcome.ok, outcome.archived) == (True, True), outcome
+    row = await log_row(pool, job_id)
+    assert row["purged_at"] is not None and row["content"] is None
+    assert row["archive_verified"] is True and row["verified_at"] > purged["verified_at"]
+    assert await store.fetch(job_id) == b"a\nb\n"
 
 
 @pytest.mark.parametrize("point", ["aggregate_log", "archive_log", "verify_archive"])
