@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest.topology import declare
 from travis_logs.binaries import executable
 from travis_logs.settings import Settings
-from workflows.models import workflow_id
+from workflows.models import SEARCH_ATTRIBUTES, workflow_id
 
 TEXT_BYTES = 1600  # log text per part, near travis-worker's 1,653-byte chunks
 ROUTING_KEY = "reporting.jobs.logs"
@@ -343,7 +343,9 @@ async def services(
     settings: Settings, plan: Plan
 ) -> AsyncIterator[tuple[Client, AbstractChannel, asyncpg.Pool]]:
     """A Temporal dev server, a broker channel with the bench's queues, a database pool."""
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=executable("temporal"))
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=executable("temporal"), search_attributes=SEARCH_ATTRIBUTES
+    )
     pool = await asyncpg.create_pool(str(settings.database_url), min_size=1, max_size=2)
     assert pool is not None
     connection = await aio_pika.connect(str(settings.rabbitmq_url))
