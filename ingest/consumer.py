@@ -85,8 +85,12 @@ class BatchConsumer:
         self._loop = asyncio.get_running_loop()
         self.acked = 0
 
-    async def on_delivery(self, message: DeliveredMessage) -> None:
-        """The consumer callback: parse now, push live now, store with the next batch."""
+    def on_delivery(self, message: DeliveredMessage) -> None:
+        """The consumer callback: parse now, push live now, store with the next batch.
+
+        It runs in the AMQP channel's frame reader (`topology.Subscription`): no awaits, no
+        exceptions out.
+        """
         arrived = self._loop.time()
         try:
             part = parse_message(message.body, self._settings.max_part_bytes)

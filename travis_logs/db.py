@@ -35,15 +35,31 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # timestamptz comes back as aware datetimes; UTC keeps logs and arithmetic unambiguous.
-    await conn.execute("SET TIME ZONE 'UTC'")
+# timestamptz comes back as aware datetimes; UTC keeps logs and arithmetic unambiguous. Sent
+# at connection start, so it is the session's default: the reset on every release of a
+# pooled connection (RESET ALL) keeps it, where a SET would be undone.
+_SESSION = {"timezone": "UTC"}
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool for one process; callers close it (`async with` or `await pool.close()`)."""
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A release that only rolls back (asyncpg does that before calling this)."""
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, reset_sessions: bool = True
+) -> asyncpg.Pool:
+    """A pool for one process; callers close it (`async with` or `await pool.close()`).
+
+    `reset_sessions=False` skips asyncpg's reset query (`RESET ALL`, `UNLISTEN *`, ...) on
+    every release, a round trip per acquire, for a process that never changes session state
+    (no SET, advisory session locks or held cursors; a LISTEN is ended by its owner).
+    """
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings=_SESSION,
+        reset=None if reset_sessions else _keep_session,
     )
     assert pool is not None  # create_pool returns None only when used without await
     return pool

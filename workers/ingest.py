@@ -52,7 +52,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     host, port = settings.temporal_host_port
     await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
     async with contextlib.AsyncExitStack() as stack:
-        pool = await create_pool(str(settings.database_url))
+        # Ingest never changes session state: no reset round trip on each release.
+        pool = await create_pool(str(settings.database_url), reset_sessions=False)
         stack.push_async_callback(pool.close)
         client = await connect(settings)
         occupancy = None
