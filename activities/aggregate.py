@@ -90,7 +90,7 @@ class AggregateActivities:
             if row is None:
                 return AggregateResult(log_id=None)
             fresh, duplicates = await _new_numbers(conn, row)
-            if not fresh:
+            if not fresh and not (inp.restore and _purged(row)):
                 return _unchanged(row, duplicates)
             if not _purged(row):
                 return await _merge(conn, row, base=None)

@@ -42,6 +42,9 @@ class LogSnapshot:
 @dataclass
 class AggregateInput:
     job_id: int
+    # Bring a purged log back from its archive even without a new part: a re-archive
+    # request rewrites the archive from the content, which purge had removed.
+    restore: bool = False
 
 
 @dataclass

@@ -40,10 +40,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (RESET ALL, UNLISTEN *, ...): a round trip per
+    query made through the pool, and RESET ALL would undo the connection's UTC time zone.
+
+    Nothing here leaves session state behind (no SET, LISTEN, advisory lock or cursor
+    outside a transaction); asyncpg still rolls back a transaction left open.
+    """
+    del conn
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool for one process; callers close it (`async with` or `await pool.close()`)."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
     )
     assert pool is not None  # create_pool returns None only when used without await
     return pool

@@ -252,7 +252,7 @@ class LogWorkflow:
         s = self._s
         revision = s.revision
         rewrite = st.take_requests(s)
-        aggregated = await self._aggregate()
+        aggregated = await self._aggregate(restore=rewrite)
         if not aggregated.has_content:
             self._shown.show(LogState.REMOVED if aggregated.removed else LogState.CLEARED)
             st.serve(s)
@@ -278,10 +278,11 @@ class LogWorkflow:
         st.on_settled(self._s, revision)
         return Phase.LINGER
 
-    async def _aggregate(self) -> AggregateResult:
+    async def _aggregate(self, *, restore: bool) -> AggregateResult:
         self._shown.show(LogState.AGGREGATING)
         result = await self._steps.aggregate(
             from_archive=self._s.purged,
+            restore=restore,
             summary=f"aggregate: merge new parts into content v{self._s.content_version}",
         )
         st.on_aggregated(self._s, result)

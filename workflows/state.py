@@ -154,7 +154,7 @@ def on_aggregated(s: LogWorkflowState, result: AggregateResult) -> None:
     s.stats.aggregations += 1
     s.log_id, s.content_version = result.log_id, result.content_version
     s.stats.content_bytes, s.stats.content_parts = result.size, result.parts
-    if result.merged:
+    if result.merged or result.from_archive:  # the content is back in the database
         s.purged = False
     if result.verified_version is not None and s.verified_version is None:
         s.verified_version = result.verified_version

@@ -69,9 +69,14 @@ class Steps:
         """The log's row, read by a local activity (one query: no task round trip)."""
         return await self._local(INSPECT_LOG, InspectInput(self._job_id), summary, INSPECT_TIMEOUT)
 
-    async def aggregate(self, *, from_archive: bool, summary: str) -> AggregateResult:
-        """Merge new parts; a local activity (one transaction) unless the archive is read."""
-        inp = AggregateInput(self._job_id)
+    async def aggregate(
+        self, *, from_archive: bool, summary: str, restore: bool = False
+    ) -> AggregateResult:
+        """Merge new parts; a local activity (one transaction) unless the archive is read.
+
+        With `restore`, a purged log's content comes back from the archive even when no
+        part is new (a re-archive rewrites the archive from it)."""
+        inp = AggregateInput(self._job_id, restore=restore)
         if from_archive:  # the merge starts from the archive: an S3 read, heartbeating
             async with self._lock:
                 return await self._execute(AGGREGATE_LOG, inp, summary, AGGREGATE_TIMEOUT)
@@ -84,10 +89,15 @@ class Steps:
             return await self._execute(ARCHIVE_LOG, inp, summary, TRANSFER_TIMEOUT, self._beat)
 
     async def verify(self, archived: ArchiveResult, summary: str) -> VerifyResult:
-        """Read the object back and compare its size and SHA-256 (heartbeating)."""
+        """Read the object back and compare its size and SHA-256, as a local activity.
+
+        It runs in the workflow task that took the archive's result, so verify and purge
+        cost no task round trip, no activity task and no heartbeat. Each S3 request has its
+        deadline (travis_logs/transfer.py); a worker dying meanwhile times out the workflow
+        task, and the next worker runs the read again (it changes nothing but the verdict).
+        """
         inp = VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256)
-        async with self._lock:
-            return await self._execute(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT, self._beat)
+        return await self._local(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT)
 
     async def purge(self, version: int, summary: str) -> PurgeResult:
         return await self._local(PURGE_LOG, PurgeInput(self._job_id, version), summary)
@@ -113,7 +123,8 @@ class Steps:
         """A step that is one database transaction, as a local activity under the lock.
 
         Local activities cost one history event instead of six and no task round trip;
-        S3 transfers stay regular activities, heartbeating and visible while pending.
+        uploads and reads from the archive stay regular activities, heartbeating and
+        visible while pending (verify's read-back follows the upload at once: local too).
         """
         async with self._lock:
             result: R = await workflow.execute_local_activity(

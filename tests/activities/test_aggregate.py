@@ -80,6 +80,24 @@ async def test_merge_after_purge_starts_from_the_archive(
     assert row["part_numbers"] == [0, 1, 2, 3]
 
 
+async def test_restore_brings_a_purged_log_back_from_its_archive(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """A re-archive of a purged log with no new part: the content comes back as a new version
+    (to be archived again); without `restore` nothing changes."""
+    await store_parts(pool, job_id, {0: "a\n", 1: "b\n"}, final=1)
+    activities = AggregateActivities(pool, store)
+    await env.run(activities.aggregate_log, AggregateInput(job_id))
+    await archive_and_purge(pool, store, job_id)
+    unchanged = await env.run(activities.aggregate_log, AggregateInput(job_id))
+    assert not unchanged.from_archive and (await log_row(pool, job_id))["content"] is None
+    restored = await env.run(activities.aggregate_log, AggregateInput(job_id, restore=True))
+    assert restored.from_archive and restored.merged == 0 and restored.content_version == 2
+    row = await log_row(pool, job_id)
+    assert row["content"] == "a\nb\n" and row["purged_at"] is None
+    assert row["part_numbers"] == [0, 1]
+
+
 async def test_damaged_archive_is_never_the_base_of_a_merge(
     pool: asyncpg.Pool, store: ArchiveStore, job_id: int
 ) -> None:

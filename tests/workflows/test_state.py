@@ -95,6 +95,16 @@ def test_aggregation_verification_and_the_purge_delay() -> None:
     assert st.purge_due_ms(s, 2_000, 500) == 2_500
 
 
+def test_a_purged_log_restored_from_its_archive_is_no_longer_purged() -> None:
+    """A re-archive brought the content back (nothing merged): the next purge is due again;
+    an aggregation that left the purged log alone keeps it purged."""
+    s = LogWorkflowState(purged=True)
+    st.on_aggregated(s, AggregateResult(3, content_version=1, has_content=True))
+    assert s.purged
+    st.on_aggregated(s, AggregateResult(3, content_version=2, has_content=True, from_archive=True))
+    assert not s.purged and s.content_version == 2
+
+
 def test_a_settled_round_forgets_purged_numbers_unless_the_log_changed() -> None:
     """After purge a resent number is a new part; a change meanwhile keeps the round open."""
     s = LogWorkflowState()
