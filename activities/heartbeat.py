@@ -31,7 +31,13 @@ def _interval() -> float:
 
 
 async def heartbeating(work: Coroutine[Any, Any, T], progress: Progress) -> T:
-    """Await `work`, heartbeating while `progress` moves; cancelling the activity cancels it."""
+    """Await `work`, heartbeating while `progress` moves; cancelling the activity cancels it.
+
+    A local activity has nothing to beat to: its workflow task times out when the worker
+    dies, and each S3 request has its own deadline.
+    """
+    if activity.info().is_local:
+        return await work
     task = asyncio.ensure_future(work)
     every = _interval()
     last: ProgressMark | None = None

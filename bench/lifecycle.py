@@ -6,7 +6,8 @@ process. It prints:
 
 - history events, workflow tasks and search-attribute upserts per log, for a 10-part and a
   10,000-part log (targets: <= 25 events, the same for both; <= 3 upserts), against the
-  bare workflow;
+  bare workflow, and the Temporal Cloud billable actions those histories record
+  (workflows/billing.py);
 - complete lifecycles/s, final part to purged with quiet period 0, against a bare workflow
   of 4 no-op activities on the same server in the same run (target: ratio >= 1.0), and CPU
   per lifecycle of this process (worker, client), the Temporal server and the S3 stand-in,
@@ -14,7 +15,7 @@ process. It prints:
   the bare workflow's);
 - final part to purged on an idle system (target: <= quiet period + 0.5 s).
 
-Usage: python bench/lifecycle.py [--logs 200] [--concurrency 50]
+Usage: python bench/lifecycle.py [--logs 200] [--concurrency 50] [--events]
 """
 
 from __future__ import annotations
@@ -52,12 +53,13 @@ with workflow.unsafe.imports_passed_through():
     from travis_logs.migrate import migrate
     from travis_logs.s3 import s3_client
     from travis_logs.settings import Settings
+    from travis_logs.temporal import DATA_CONVERTER
     from workers.temporal_worker import build_worker, lifecycle_activities
+    from workflows.billing import BillableActions, billable_actions
     from workflows.client import signal_parts
     from workflows.models import (
         SEARCH_ATTRIBUTES,
         LogState,
-        LogWorkflowState,
         PartRef,
         PartsSignal,
         workflow_id,
@@ -151,6 +153,7 @@ async def services(concurrency: int) -> AsyncIterator[Bench]:
     async with AsyncExitStack() as stack:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=executable("temporal"),
+            data_converter=DATA_CONVERTER,
             search_attributes=SEARCH_ATTRIBUTES,
             dev_server_startup_timeout=timedelta(seconds=30),
         )
@@ -234,31 +237,47 @@ async def _signal(bench: Bench, job_id: int, number: int, final: bool) -> None:
 
 async def _open(bench: Bench, jobs: list[int]) -> None:
     """First parts signalled and taken in: every run waits for its final part."""
+    await _signal_first(bench, jobs)
+    await _all_taken_in(bench, jobs)
+
+
+async def _signal_first(bench: Bench, jobs: list[int]) -> None:
+    """The first parts signalled; returns once the last run signalled has been taken in."""
     await _bounded(bench.concurrency, [partial(_signal, bench, j, 0, False) for j in jobs])
-    for job_id in reversed(jobs):  # the last one signalled is about the last one done
-        await _taken_in(bench, job_id)
+    await _taken_in(bench, jobs[-1])  # the last one signalled is about the last one done
 
 
-async def _taken_in(bench: Bench, job_id: int) -> None:
-    """The run's first workflow task is done (it read the log's row and armed its timer).
+async def _all_taken_in(bench: Bench, jobs: list[int]) -> int:
+    """Every run taken in; how many had not been at the first look."""
+    return sum([await _taken_in(bench, job_id) for job_id in reversed(jobs)])
+
+
+async def _taken_in(bench: Bench, job_id: int) -> bool:
+    """The run's first workflow task is done (it read the log's row and armed its timer);
+    True when the first look found it not done yet.
 
     LogState is `streaming` from the start already, so visibility cannot tell this.
     """
     handle = bench.client.get_workflow_handle(workflow_id(job_id))
+    looks = 0
 
     async def waiting() -> bool:
+        nonlocal looks
+        looks += 1
         described = await handle.describe()
         return described.raw_description.workflow_execution_info.history_length >= 7
 
     await _poll(waiting, 0.05)
+    return looks > 1
 
 
 async def _finish(bench: Bench, job_id: int, last: int) -> float:
     """Signal the (stored) final part; when the lifecycle completed (monotonic seconds)."""
     await _signal(bench, job_id, last, final=True)
-    handle = bench.client.get_workflow_handle(workflow_id(job_id), result_type=LogWorkflowState)
-    state = await handle.result()
-    assert state.state == LogState.DONE, state
+    # The result as plain JSON: converting it to LogWorkflowState is this client's work (no
+    # production client waits for it), and the bare workflow's result is an int.
+    state = await bench.client.get_workflow_handle(workflow_id(job_id)).result()
+    assert state["state"] == LogState.DONE, state
     return time.monotonic()
 
 
@@ -267,6 +286,7 @@ class HistoryCost:
     events: int
     tasks: int  # workflow tasks completed
     upserts: int
+    actions: BillableActions
 
     @classmethod
     def of(cls, history: WorkflowHistory) -> HistoryCost:
@@ -275,19 +295,26 @@ class HistoryCost:
             len(kinds),
             kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
             kinds.count(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
+            billable_actions(history.events),
         )
 
     def __str__(self) -> str:
         return f"{self.events} events, {self.tasks} workflow tasks, {self.upserts} upserts"
 
 
-async def history_cost(bench: Bench, parts: int) -> HistoryCost:
+async def lifecycle_history(bench: Bench, parts: int) -> WorkflowHistory:
     job_id = await _store_log(bench, parts)
     await _open(bench, [job_id])
     await _store_final(bench, job_id, parts - 1)
     await _finish(bench, job_id, parts - 1)
-    handle = bench.client.get_workflow_handle(workflow_id(job_id))
-    return HistoryCost.of(await handle.fetch_history())
+    return await bench.client.get_workflow_handle(workflow_id(job_id)).fetch_history()
+
+
+def event_names(history: WorkflowHistory) -> str:
+    """The history's event types in order, without the EVENT_TYPE_ prefix."""
+    return ", ".join(
+        EventType.Name(event.event_type).removeprefix("EVENT_TYPE_") for event in history.events
+    )
 
 
 async def bare_cost(bench: Bench) -> HistoryCost:
@@ -382,19 +409,30 @@ async def _measured(work: Awaitable[T], count: int) -> tuple[T, Cpu]:
     return rate, cpu
 
 
-async def run(logs: int, concurrency: int) -> None:
+async def run(logs: int, concurrency: int, events: bool) -> None:
     async with services(concurrency) as bench:
-        small, large = await history_cost(bench, 10), await history_cost(bench, 10_000)
+        history = await lifecycle_history(bench, 10)
+        small = HistoryCost.of(history)
+        large = HistoryCost.of(await lifecycle_history(bench, 10_000))
+        bare = await bare_cost(bench)
+        if events:
+            print(f"events of a 10-part lifecycle: {event_names(history)}")
         print(f"per log, 10 parts: {small}; 10,000 parts: {large}")
-        print(f"  bare 4-activity workflow: {await bare_cost(bench)}")
+        print(f"  bare 4-activity workflow: {bare}")
         print("  (targets: <= 25 events, the same for both sizes; <= 3 upserts)")
+        print(f"Temporal Cloud billable actions per lifecycle: {small.actions}")
+        print(f"  bare 4-activity workflow: {bare.actions}")
+        print("  (heartbeats and queries leave no history event: not counted)")
         await bare_rate(bench, 20)  # warm-up: caches, connections
         baseline, bare_cpu = await _measured(bare_rate(bench, logs), logs)
         # The first part's signal-with-start and workflow task (which reads the log's row)
         # are measured apart from the rest: only the rest counts for the rate.
         # What the ingest stores is not measured: it is the same with or without Temporal.
         jobs = [await _store_log(bench, 10) for _ in range(logs)]
-        _, opening = await _measured(_open(bench, jobs), logs)
+        _, opening = await _measured(_signal_first(bench, jobs), logs)
+        # Not measured: a describe per run (several ms of CPU each, the bench's alone); the
+        # runs it finds still opening are printed (the rest of their opening went unmeasured).
+        late = await _all_taken_in(bench, jobs)
         for job_id in jobs:  # stored, not yet signalled: the runs do not know of them
             await _store_final(bench, job_id, 9)
         ours, finishing = await _measured(lifecycle_rate(bench, jobs), logs)
@@ -404,7 +442,10 @@ async def run(logs: int, concurrency: int) -> None:
             "(target >= 1.0)"
         )
         print(f"  CPU ms per lifecycle: {opening + finishing}")
-        print(f"    first part: {opening}; final part to purged: {finishing}")
+        print(
+            f"    first part: {opening} ({late} of {logs} runs were still opening at the end)"
+            f"; final part to purged: {finishing}"
+        )
         print(f"  CPU ms per bare workflow: {bare_cpu} (target: worker + Temporal <= bare)")
         latencies = await purge_latency(bench, 10)
         print(
@@ -418,8 +459,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=int, default=200, help="logs per throughput run")
     parser.add_argument("--concurrency", type=int, default=50, help="RPCs in flight")
+    parser.add_argument("--events", action="store_true", help="print one lifecycle's events")
     args = parser.parse_args()
-    asyncio.run(asyncio.wait_for(run(args.logs, args.concurrency), timeout=TIME_LIMIT_S))
+    work = run(args.logs, args.concurrency, args.events)
+    asyncio.run(asyncio.wait_for(work, timeout=TIME_LIMIT_S))
     # The Temporal SDK's threads can crash the interpreter's finalisation (PyGILState_Release);
     # everything is closed and printed by now, so leave without it.
     sys.stdout.flush()

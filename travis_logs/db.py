@@ -42,24 +42,24 @@ _SESSION = {"timezone": "UTC"}
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
-    """A release that only rolls back (asyncpg does that before calling this)."""
+    """Release without asyncpg's reset query (RESET ALL, UNLISTEN *, ...): a round trip per
+    query made through the pool.
 
-
-async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, reset_sessions: bool = True
-) -> asyncpg.Pool:
-    """A pool for one process; callers close it (`async with` or `await pool.close()`).
-
-    `reset_sessions=False` skips asyncpg's reset query (`RESET ALL`, `UNLISTEN *`, ...) on
-    every release, a round trip per acquire, for a process that never changes session state
-    (no SET, advisory session locks or held cursors; a LISTEN is ended by its owner).
+    Nothing here leaves session state behind (no SET, advisory lock or cursor outside a
+    transaction; the ingest's one LISTEN is ended by its owner before release); asyncpg
+    still rolls back a transaction left open.
     """
+    del conn
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool for one process; callers close it (`async with` or `await pool.close()`)."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         server_settings=_SESSION,
-        reset=None if reset_sessions else _keep_session,
+        reset=_keep_session,
     )
     assert pool is not None  # create_pool returns None only when used without await
     return pool

@@ -52,8 +52,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     host, port = settings.temporal_host_port
     await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
     async with contextlib.AsyncExitStack() as stack:
-        # Ingest never changes session state: no reset round trip on each release.
-        pool = await create_pool(str(settings.database_url), reset_sessions=False)
+        pool = await create_pool(str(settings.database_url))
         stack.push_async_callback(pool.close)
         client = await connect(settings)
         occupancy = None

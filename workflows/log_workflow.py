@@ -11,7 +11,7 @@ stateDiagram-v2
     LOAD --> WAIT: log row read (final number, archive, newest part's age)
     WAIT --> SETTLE: final part + quiet period passed / force timeout, parts left / request
     WAIT --> CLOSE: force timeout, every stored part already in the content
-    SETTLE --> WAIT: a part or request came in (window 1: during aggregate/archive/verify)
+    SETTLE --> WAIT: a part or request came in (window 1: during aggregate/upload)
     SETTLE --> HOLD: verify failed max times (verify_failed, never purged)
     SETTLE --> LINGER: purged (done), or cleared / removed
     HOLD --> WAIT: new part or rearchive
@@ -24,7 +24,11 @@ stateDiagram-v2
 
 Steps shown while settling: aggregating, archiving, verifying, rearchive_backoff (a
 mismatch: archive again after a doubling backoff), archived (purge delay), purging.
-Empty logs are archived as empty objects (see activities/archive.py).
+Verify and purge are local activities in the task that took the upload's result: a part
+arriving meanwhile is seen in LINGER (window 2). A re-archive of a purged log reads its
+archive back against the recorded checksum: the archive is the only copy, so it is never
+rewritten from itself (activities/archive.py). Empty logs are archived as empty objects (see
+activities/archive.py).
 """
 
 from __future__ import annotations

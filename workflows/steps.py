@@ -87,10 +87,15 @@ class Steps:
             return await self._execute(ARCHIVE_LOG, inp, summary, TRANSFER_TIMEOUT, self._beat)
 
     async def verify(self, archived: ArchiveResult, summary: str) -> VerifyResult:
-        """Read the object back and compare its size and SHA-256 (heartbeating)."""
+        """Read the object back and compare its size and SHA-256, as a local activity.
+
+        It runs in the workflow task that took the archive's result, so verify and purge
+        cost no task round trip, no activity task and no heartbeat. Each S3 request has its
+        deadline (travis_logs/transfer.py); a worker dying meanwhile times out the workflow
+        task, and the next worker runs the read again (it changes nothing but the verdict).
+        """
         inp = VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256)
-        async with self._lock:
-            return await self._execute(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT, self._beat)
+        return await self._local(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT)
 
     async def purge(self, version: int, summary: str) -> PurgeResult:
         return await self._local(PURGE_LOG, PurgeInput(self._job_id, version), summary)
@@ -124,7 +129,8 @@ class Steps:
         """A step that is one database transaction, as a local activity under the lock.
 
         Local activities cost one history event instead of six and no task round trip;
-        S3 transfers stay regular activities, heartbeating and visible while pending.
+        uploads and reads from the archive stay regular activities, heartbeating and
+        visible while pending (verify's read-back follows the upload at once: local too).
         """
         async with self._lock:
             result: R = await workflow.execute_local_activity(

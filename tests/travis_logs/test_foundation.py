@@ -33,15 +33,12 @@ async def test_one_log_row_per_job(pool: asyncpg.Pool, job_id: int) -> None:
         await pool.execute("INSERT INTO logs (job_id) VALUES ($1)", job_id)
 
 
-@pytest.mark.parametrize("reset_sessions", [True, False])
-async def test_pooled_connections_stay_in_utc_after_release(
-    database_url: str, reset_sessions: bool
-) -> None:
+async def test_pooled_connections_stay_in_utc_after_release(database_url: str) -> None:
     """Timestamps come back in UTC on every use of a pooled connection, not just its first
     (a release resets the session: RESET ALL)."""
     from travis_logs.db import create_pool
 
-    pool = await create_pool(database_url, min_size=1, max_size=1, reset_sessions=reset_sessions)
+    pool = await create_pool(database_url, min_size=1, max_size=1)
     try:
         zones = [await pool.fetchval("SHOW timezone") for _ in range(3)]
     finally:

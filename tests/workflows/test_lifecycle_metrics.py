@@ -14,7 +14,7 @@ from tests.helpers import assert_eventually, free_port, open_store, store_parts
 from tests.workflows.metrics_probe import MetricsProbe, probe_step
 from tests.workflows.support import fast, send
 from travis_logs.settings import Settings
-from travis_logs.temporal import metrics_runtime
+from travis_logs.temporal import DATA_CONVERTER, metrics_runtime
 from workers.temporal_worker import build_worker, lifecycle_activities
 from workflows.lifecycle_metrics import (
     ARCHIVE_ATTEMPTS,
@@ -65,7 +65,8 @@ async def test_a_log_lifecycle_fills_the_histograms(
     """One log through the production worker: every phase histogram counts it once."""
     port = free_port()
     target = temporal_env.client.service_client.config.target_host
-    client = await Client.connect(target, runtime=metrics_runtime(port, "127.0.0.1"))
+    runtime = metrics_runtime(port, "127.0.0.1")
+    client = await Client.connect(target, runtime=runtime, data_converter=DATA_CONVERTER)
     quick = fast(settings)
     parts = {0: "a\n", 1: "b\n", 2: ""}
     async with (

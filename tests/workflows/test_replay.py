@@ -15,6 +15,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.workflows.support import HISTORIES
 from tests.workflows.variants import SkipsTheDatabaseRead
+from travis_logs.temporal import DATA_CONVERTER
 from workflows.log_workflow import LogWorkflow
 
 CORPUS = sorted(HISTORIES.glob("*.json"))
@@ -45,7 +46,8 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
 @pytest.mark.parametrize("path", CORPUS, ids=lambda path: path.stem)
 async def test_recorded_history_replays_without_nondeterminism(path: Path) -> None:
     """Today's LogWorkflow makes the same commands as the run that was recorded."""
-    await Replayer(workflows=[LogWorkflow]).replay_workflow(load(path))
+    replayer = Replayer(workflows=[LogWorkflow], data_converter=DATA_CONVERTER)
+    await replayer.replay_workflow(load(path))
 
 
 async def test_a_changed_command_sequence_is_caught() -> None:
