@@ -268,9 +268,13 @@ class LogWorkflow:
         def quiet_end() -> int:
             return st.deadline_ms(s, self._t.quiet_period_ms)
 
-        if quiet_end() > _now_ms():
+        # Whether to wait is decided without the clock: right after a local activity (the
+        # LOAD read) `workflow.now()` can differ between the first run and a replay (the
+        # result may land in the next workflow task), so a branch on it could issue other
+        # commands on replay. With a quiet period there is always its timer, at least 1 ms.
+        if self._t.quiet_period_ms > 0:
             self._shown.show(LogState.QUIET)
-            await self._wait(lambda: st.requested(s), "quiet period", quiet_end)
+            await self._wait(lambda: st.requested(s), "quiet period", quiet_end, timer=True)
         return st.due(s, Trigger.REQUEST if st.requested(s) else Trigger.FINAL_PART)
 
     async def _settle(self) -> Phase:
@@ -423,16 +427,23 @@ class LogWorkflow:
         deadline: Callable[[], int] | None = None,
         *,
         lapse: bool = False,
+        timer: bool = False,
     ) -> Wake:
         """Until `ready()` or the (movable) deadline; continues as new when that is due.
 
         One timer per deadline: a part arriving meanwhile moves the deadline, and the timer is
         re-armed only when it fires (not once per part). With `lapse`, a timer that is no
         longer needed is left to lapse instead of cancelled: cancelling costs a history
-        event, and a run usually ends long before the force timeout would fire.
+        event, and a run usually ends long before the force timeout would fire. With
+        `timer`, the first pass arms its timer (at least 1 ms) even when the deadline has
+        passed, so whether the timer exists never depends on the clock.
         """
+        first = timer
         while not ready():
             remaining = None if deadline is None else deadline() - _now_ms()
+            if remaining is not None and first:
+                remaining = max(remaining, 1)
+            first = False
             if remaining is not None and remaining <= 0:
                 return Wake.DEADLINE
             if self._continue_due():
