@@ -13,7 +13,8 @@ from importlib import resources
 
 import asyncpg
 
-from travis_logs.db import admin_dsn, database_name
+from travis_logs.db import admin_dsn, database_name, redact
+from travis_logs.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,35 @@ async def migrate(dsn: str) -> list[str]:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     finally:
         await conn.close()
+
+
+async def require_current(dsn: str) -> None:
+    """Refuse to start on a database that misses migrations this code needs.
+
+    Without it a process started before `migrate` (a deploy in the wrong order) would fail
+    on every batch: the ingest would dead-letter every part for a missing table.
+    """
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+    except asyncpg.InvalidCatalogNameError:
+        missing = [m.version for m in available()]
+    else:
+        try:
+            missing = await _missing(conn)
+        finally:
+            await conn.close()
+    if missing:
+        raise ConfigError(
+            f"DATABASE_URL: {redact(dsn)} lacks migrations {', '.join(missing)};"
+            " run `travis-logs migrate` first"
+        )
+
+
+async def _missing(conn: asyncpg.Connection) -> list[str]:
+    if await conn.fetchval("SELECT to_regclass('public.schema_migrations')") is None:
+        return [m.version for m in available()]
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m.version for m in available() if m.version not in done]
 
 
 async def _apply_pending(conn: asyncpg.Connection) -> list[str]:

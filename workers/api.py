@@ -11,6 +11,7 @@ import uvicorn
 
 from api.app import create_app
 from travis_logs.checks import check_postgres
+from travis_logs.migrate import require_current
 from travis_logs.settings import Settings
 
 
@@ -36,6 +37,7 @@ def _exit_normally(signum: int, frame: FrameType | None) -> None:
 async def serve(settings: Settings, host: str) -> int:
     """Serve until SIGTERM or SIGINT (uvicorn finishes open requests, then the lifespan closes)."""
     await check_postgres(str(settings.database_url))  # a clear message instead of a traceback
+    await require_current(str(settings.database_url))
     config = uvicorn.Config(
         create_app(settings),
         host=host,

@@ -17,6 +17,7 @@ from ingest.outbox import SignalSender
 from ingest.topology import Subscription, dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq, check_tcp
 from travis_logs.db import create_pool
+from travis_logs.migrate import require_current
 from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
 from travis_logs.pusher.publisher import build_publisher
 from travis_logs.settings import Settings
@@ -48,6 +49,7 @@ async def _main(settings: Settings) -> None:
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     """Build the clients, consume until `stop` is set, then shut down cleanly."""
     await check_postgres(str(settings.database_url))
+    await require_current(str(settings.database_url))
     await check_rabbitmq(str(settings.rabbitmq_url))
     host, port = settings.temporal_host_port
     await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")

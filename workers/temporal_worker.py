@@ -44,6 +44,7 @@ from activities.replace import ReplaceActivities
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.checks import check_postgres, check_tcp
 from travis_logs.db import create_pool
+from travis_logs.migrate import require_current
 from travis_logs.ratelimit import RateLimiter
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
@@ -210,6 +211,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Build the clients, run the worker until `stop` (or a signal), then shut down."""
     dsn = str(settings.database_url)
     await check_postgres(dsn)
+    await require_current(dsn)
     host, port = settings.temporal_host_port
     await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
     async with AsyncExitStack() as stack:

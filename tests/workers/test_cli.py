@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
 
+from tests.helpers import free_port
+from travis_logs.db import admin_dsn, database_name, with_database
+from travis_logs.settings import Settings
 from workers.cli import main
 
 
@@ -21,3 +27,46 @@ def test_bad_settings_are_named_without_their_passwords(
     assert "'many'" in err  # values that are no credential are still shown
     for secret in ("hunter2", "p@ss", ":ss@"):
         assert secret not in err
+
+
+async def _without_last_migration(dsn: str) -> str:
+    """A migrated copy of the schema that lacks its newest migration (an older deploy's)."""
+    from travis_logs.migrate import available, migrate
+
+    await migrate(dsn)
+    last = available()[-1].version
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", last)
+    finally:
+        await conn.close()
+    return last
+
+
+@pytest.mark.parametrize("command", ["ingest", "worker", "api"])
+def test_processes_refuse_a_database_that_lacks_migrations(
+    command: str,
+    defaults: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Started before `migrate` (a deploy in the wrong order), a process exits naming the
+    missing migration instead of failing (and dead-lettering) every batch."""
+    dsn = with_database(str(defaults.database_url), f"travis_logs_test_behind_{command}")
+    try:
+        last = asyncio.run(_without_last_migration(dsn))
+        monkeypatch.setenv("DATABASE_URL", dsn)
+        monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+        assert main([command]) == 2
+        err = capsys.readouterr().err
+        assert last in err and "travis-logs migrate" in err
+    finally:
+        asyncio.run(_drop(dsn))
+
+
+async def _drop(dsn: str) -> None:
+    conn = await asyncpg.connect(admin_dsn(dsn))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(dsn)}" WITH (FORCE)')
+    finally:
+        await conn.close()
