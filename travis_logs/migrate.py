@@ -107,8 +107,8 @@ async def migrate(dsn: str) -> list[str]:
 async def require_current(dsn: str) -> None:
     """Refuse to start on a database that misses migrations this code needs.
 
-    Without it a process started before `migrate` (a deploy in the wrong order) would fail
-    on every batch: the ingest would dead-letter every part for a missing table.
+    Without it a process started before `migrate` (a deploy in the wrong order) fails on
+    every batch that touches a missing table or column, and says so only in its log.
     """
     try:
         conn = await asyncpg.connect(dsn, timeout=5)
