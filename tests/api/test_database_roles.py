@@ -20,6 +20,7 @@ from tests.api.test_logs import send_parts
 from tests.helpers import assert_eventually, open_store
 from tests.private_postgres import PrivatePostgres, private_postgres
 from travis_logs.db import create_pool, with_database
+from travis_logs.migrate import require_current
 from travis_logs.settings import Settings
 from workers.cli import main
 from workers.temporal_worker import build_worker, lifecycle_activities
@@ -163,6 +164,7 @@ async def test_a_log_goes_through_api_and_worker_as_the_app_role(
     """Parts in, aggregated, archived, verified, purged, then replaced through PUT /logs:
     every table the processes use, read and written as travis_logs_app."""
     assert await asyncio.to_thread(_migrate, monkeypatch, cluster.dsn(OWNER)) == 0
+    await require_current(cluster.dsn(APP))  # what every process checks at start
     tag = uuid.uuid4().hex[:8]
     settings = api_settings.model_copy(
         update={"database_url": cluster.dsn(APP), "temporal_task_queue": f"roles-{tag}"}
