@@ -1,7 +1,7 @@
 """The S3 archive of job logs: `jobs/<job_id>/log.txt`, written conditionally, read back whole.
 
 Every object carries its content version, SHA-256 and part count as metadata, and is sent
-with its SHA-256 checksum so that S3 (AWS, MinIO) refuses a body damaged in transit. Writes
+with its SHA-256 checksum so that S3 (AWS, SeaweedFS) refuses a body damaged in transit. Writes
 are conditional (`If-None-Match: *` for a new object, `If-Match: <etag>` over the object last
 read) so that a stale writer cannot replace what another wrote meanwhile. Every request runs
 under a deadline (`TransferLimits`) and reports to an optional `Progress`.

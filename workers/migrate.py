@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--create-bucket",
         action="store_true",
-        help="also create S3_BUCKET when it does not exist (MinIO or another fresh S3)",
+        help="also create S3_BUCKET when it does not exist (SeaweedFS or another fresh S3)",
     )
 
 

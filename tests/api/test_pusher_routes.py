@@ -136,7 +136,9 @@ async def test_channel_auth_refuses_grants_it_did_not_issue_for_private_channels
 ) -> None:
     """No grant, a public page's grant, an expired one or another secret's: all 403."""
     form = {"socket_id": "1.2", "channel_name": f"private-job-{job_id}"}
-    rotated = private_settings.model_copy(update={"viewer_secret": SecretStr("another")})
+    rotated = private_settings.model_copy(
+        update={"viewer_secret": SecretStr("another viewer secret " + "3" * 32)}
+    )
     long_ago = time.time() - 2 * private_settings.viewer_grant_ttl_s
     grants = [
         None,

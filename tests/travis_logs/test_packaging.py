@@ -137,7 +137,8 @@ async def test_installed_api_renders_the_viewer(installed: Path, settings: Setti
     port = free_port()
     # Credentials only so that the API starts and serves; this test pushes nothing.
     pusher = {"PUSHER_APP_ID": "1", "PUSHER_KEY": "key", "PUSHER_SECRET": "secret"}
-    pusher["AUTH_TOKEN"] = "wheel-test"
+    pusher["AUTH_TOKEN"] = "wheel-test-token-" + "w" * 32
+    pusher["VIEWER_SECRET"] = "wheel-test-viewer-secret-" + "v" * 32
     env = {**settings_env(settings, PORT=str(port), **pusher), "PYTHONPATH": str(installed)}
     api = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "workers.cli", "api", "--host", "127.0.0.1"],
