@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parts import clean, parse_message
 from travis_logs.errors import ConfigError, InvalidLogPart
+from travis_logs.parts import clean, parse_message
 from travis_logs.simulator.content import ContentOptions, Write
 from travis_logs.simulator.cutter import CHUNK_BYTES, Part, cut_parts
 from travis_logs.simulator.faults import FaultOptions
