@@ -23,6 +23,7 @@ from temporalio import activity
 
 from activities.reconcile_models import SWEEP_PAGE, FixedLog, SweepPageInput, SweepPageResult
 from activities.reconcile_plan import Action, LogRow, Plan, classify
+from travis_logs.logrow import TEXT_COLUMNS, RowText
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ UNFINISHED_OLDEST = Gauge(
 
 # Logs that are not done: with content (not purged yet) or with stored parts. The two
 # branches are keyset scans of logs_with_content and log_parts_log_id_created_at.
-_CANDIDATES = """
+_CANDIDATES = f"""
 WITH ids AS (
     SELECT id FROM (
         (SELECT id FROM logs WHERE content IS NOT NULL AND id > $1 ORDER BY id LIMIT $2)
@@ -53,9 +54,9 @@ WITH ids AS (
         (SELECT DISTINCT log_id FROM log_parts WHERE log_id > $1 ORDER BY log_id LIMIT $2)
     ) u ORDER BY id LIMIT $2
 )
-SELECT l.id, l.job_id, l.content IS NOT NULL AS has_content, l.final_number,
+SELECT l.id, l.job_id, {TEXT_COLUMNS}, l.final_number,
        l.archived_at IS NOT NULL AS archived, coalesce(l.archive_verified, false) AS verified,
-       l.purged_at IS NOT NULL AS purged, p.parts, p.newest_age_s
+       p.parts, p.newest_age_s
 FROM ids JOIN logs l USING (id)
 LEFT JOIN LATERAL (
     SELECT count(*) AS parts, extract(epoch FROM now() - max(created_at))::float8 AS newest_age_s
@@ -110,13 +111,12 @@ def to_row(record: asyncpg.Record) -> LogRow:
     return LogRow(
         log_id=record["id"],
         job_id=record["job_id"],
-        has_content=record["has_content"],
+        text=RowText.of(record),
         parts=record["parts"] or 0,
         final_number=record["final_number"],
         newest_part_age_s=record["newest_age_s"],
         archived=record["archived"],
         archive_verified=record["verified"],
-        purged=record["purged"],
     )
 
 

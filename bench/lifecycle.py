@@ -7,7 +7,7 @@ process. It prints:
 - history events, workflow tasks and search-attribute upserts per log, for a 10-part and a
   10,000-part log (targets: <= 25 events, the same for both; <= 3 upserts), against the
   bare workflow, and the Temporal Cloud billable actions those histories record
-  (workflows/billing.py);
+  (bench/billing.py);
 - complete lifecycles/s, final part to purged with quiet period 0, against a bare workflow
   of 4 no-op activities on the same server in the same run (target: ratio >= 1.0), and CPU
   per lifecycle of this process (worker, client), the Temporal server and the S3 stand-in,
@@ -46,16 +46,17 @@ with workflow.unsafe.imports_passed_through():
     import aioboto3
     import asyncpg
 
+    from bench.billing import BillableActions, billable_actions
+    from tests.helpers import with_database
     from travis_logs.archive_store import ArchiveStore
     from travis_logs.binaries import executable
     from travis_logs.checks import port_is_free, wait_for_port
-    from travis_logs.db import admin_dsn, create_pool, with_database
+    from travis_logs.db import admin_dsn, create_pool
     from travis_logs.migrate import migrate
     from travis_logs.s3 import s3_client
     from travis_logs.settings import Settings
     from travis_logs.temporal import DATA_CONVERTER
     from workers.temporal_worker import build_worker, lifecycle_activities
-    from workflows.billing import BillableActions, billable_actions
     from workflows.client import signal_parts
     from workflows.models import (
         SEARCH_ATTRIBUTES,

@@ -80,12 +80,14 @@ def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.services  # docker-compose
 def test_compose_file_is_valid_for_a_compose_implementation() -> None:
     """`docker-compose config` accepts the file once the secrets are given."""
     done = _compose_config(dict.fromkeys(REQUIRED, "s3cret"))
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.services  # docker-compose
 @pytest.mark.parametrize("missing", REQUIRED)
 def test_compose_has_no_default_secret(missing: str) -> None:
     """Leaving out any one secret stops compose with the variable's name: none has a default."""

@@ -16,10 +16,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.helpers import free_port, settings_env
+from tests.helpers import free_port, settings_env, with_database
 from travis_logs.checks import wait_for_port
-from travis_logs.db import admin_dsn, with_database
+from travis_logs.db import admin_dsn
 from travis_logs.settings import Settings
+
+# Builds and installs a wheel, then runs its migrate and api against PostgreSQL.
+pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"workers", "api", "ingest", "workflows", "activities", "travis_logs"}

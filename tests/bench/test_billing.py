@@ -10,8 +10,8 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.client import WorkflowHistory
 
+from bench.billing import LOCAL_ACTIVITY_MARKER, BillableActions, billable_actions
 from tests.workflows.support import HISTORIES
-from workflows.billing import LOCAL_ACTIVITY_MARKER, BillableActions, billable_actions
 
 
 def recorded(name: str) -> list[HistoryEvent]:
