@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.api.conftest import TOKEN, Keys, running_api
 from tests.api.test_logs import send_parts
-from tests.helpers import assert_eventually, open_store
+from tests.helpers import assert_eventually, open_store, with_database
 from tests.private_postgres import PrivatePostgres, private_postgres
-from travis_logs.db import create_pool, with_database
+from travis_logs.db import create_pool
 from travis_logs.migrate import require_current
 from travis_logs.settings import Settings
 from workers.cli import main
