@@ -25,6 +25,9 @@ from travis_logs.settings import Settings
 from workers.cli import main
 from workers.temporal_worker import build_worker, lifecycle_activities
 
+# A private PostgreSQL cluster of its own: not for the fast tier.
+pytestmark = pytest.mark.services
+
 ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql"
 OWNER, APP = "travis_logs_owner", "travis_logs_app"
 
