@@ -253,7 +253,7 @@ async def _all_taken_in(bench: Bench, jobs: list[int]) -> int:
 
 
 async def _taken_in(bench: Bench, job_id: int) -> bool:
-    """The run's first workflow task is done (it read the log's row and armed its timer);
+    """The run's first workflow task is done (it read the log's row: 6 events);
     True when the first look found it not done yet.
 
     LogState is `streaming` from the start already, so visibility cannot tell this.
@@ -265,7 +265,7 @@ async def _taken_in(bench: Bench, job_id: int) -> bool:
         nonlocal looks
         looks += 1
         described = await handle.describe()
-        return described.raw_description.workflow_execution_info.history_length >= 7
+        return described.raw_description.workflow_execution_info.history_length >= 6
 
     await _poll(waiting, 0.05)
     return looks > 1
