@@ -10,8 +10,8 @@ workflows/log_activities.py, made under the workflow's lock; every wait goes thr
 stateDiagram-v2
     [*] --> LOAD: first part (signal-with-start) or PUT (update-with-start)
     LOAD --> WAIT: log row read (final number, archive, newest part's age)
-    WAIT --> SETTLE: final part + quiet period passed / force sweep, parts left / request
-    WAIT --> CLOSE: force sweep, every stored part already in the content
+    WAIT --> SETTLE: final part + quiet period passed / sweeper, parts left / request
+    WAIT --> CLOSE: sweeper, every stored part already in the content
     SETTLE --> WAIT: a part or request came in (window 1: during aggregate/upload)
     SETTLE --> HOLD: verify failed max times (verify_failed, never purged)
     SETTLE --> LINGER: purged (done), or cleared / removed
@@ -29,7 +29,7 @@ purge run as local activities one after the other. The upload's first attempt is
 when it fails it goes on as a regular, heartbeating activity (`archiving`), whose attempts
 and last error the UI shows. A part that arrives during that last task is delivered when
 the task completes: the run's completion is refused, and the part is merged by the same run
-(window 2). No timer waits for silent logs: the force sweep (workflows/force_sweep.py)
+(window 2). No timer waits for silent logs: the sweeper (workflows/reconcile.py)
 signals `force_check` to the runs whose newest part is older than LOGS_FORCE_AFTER_S.
 
 Steps shown while settling: aggregating, uploading, archiving (the upload retrying),
@@ -174,7 +174,7 @@ class LogWorkflow:
 
     @workflow.signal(name=SIGNAL_FORCE_CHECK)
     def force_check(self, signal: ForceCheckSignal) -> None:
-        """The force sweep found the log silent: read its row and decide (WAIT only)."""
+        """The sweeper found the log silent: read its row and decide (WAIT only)."""
         self._signals += 1
         if signal.job_id == self._job_id:
             st.on_force_wake(self._s)
@@ -282,7 +282,7 @@ class LogWorkflow:
         return Phase.WAIT
 
     async def _wait_due(self) -> Phase:
-        """Wait for the final part (or a request, or the force sweep), then the quiet period."""
+        """Wait for the final part (or a request, or the sweeper), then the quiet period."""
         s = self._s
         while not st.requested(s):
             if s.final_number is not None:
@@ -303,7 +303,7 @@ class LogWorkflow:
         return self._due(Trigger.REQUEST)
 
     async def _force_check(self) -> st.ForceVerdict:
-        """The force sweep's wake: the log's row, read again, says whether it went silent."""
+        """The sweeper's wake: the log's row, read again, says whether it went silent."""
         summary = "force check: read the newest part's age"
         snapshot = await self._locked(self._activities.inspect(summary))
         st.on_force_check(self._s, snapshot, _now_ms())
@@ -314,8 +314,10 @@ class LogWorkflow:
         s = self._s
         if self._t.quiet_period_ms > 0:
             self._step(LogState.QUIET)
-            quiet_end = lambda: st.deadline_ms(s, self._t.quiet_period_ms)  # noqa: E731
-            await self._wait(lambda: st.requested(s), "quiet period", quiet_end)
+            quiet = self._t.quiet_period_ms
+            await self._wait(
+                lambda: st.requested(s), "quiet period", lambda: st.deadline_ms(s, quiet)
+            )
         return self._due(Trigger.REQUEST if st.requested(s) else Trigger.FINAL_PART)
 
     def _due(self, trigger: Trigger) -> Phase:

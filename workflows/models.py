@@ -49,7 +49,7 @@ class PartsSignal:
 
 @dataclass
 class ForceCheckSignal:
-    """The force sweep found the log silent in the database: read it again and decide."""
+    """The sweeper found the log silent in the database: read it again and decide."""
 
     job_id: int
 
@@ -169,7 +169,7 @@ class LogState(StrEnum):
     run rests in across workflow tasks. The happy path (quiet period, then aggregate, upload,
     verify and purge in one workflow task) upserts once, `done`, after the start set
     `streaming`; a quiet log is still searchable as `streaming` (its final part is known,
-    so the force sweep leaves it alone).
+    so the sweeper leaves it alone).
     """
 
     STREAMING = "streaming"  # parts arriving, no final part yet
@@ -249,7 +249,7 @@ class LogStats:
     """What a run reports and nothing decides on (status query, current details)."""
 
     parts_signalled: int = 0
-    force_checks: int = 0  # force-timeout firings that read the database clock
+    force_checks: int = 0  # the sweeper's wakes that read the database clock
     aggregations: int = 0
     archive_attempts: int = 0
     content_bytes: int = 0
@@ -284,7 +284,7 @@ class LogWorkflowState:
     mismatches: int = 0  # consecutive failed verifications (or archive refusals)
     purged: bool = False
     purge_due_ms: int | None = None  # end of the purge delay of the verified archive
-    force_check: bool = False  # the force sweep asked for a read of the database
+    force_check: bool = False  # the sweeper asked for a read of the database
     trigger: Trigger = Trigger.NONE
     tickets: int = 0  # the last ticket issued
     pending: list[Ticket] = field(default_factory=list)

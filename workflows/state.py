@@ -59,7 +59,7 @@ def on_parts(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> None:
 
 
 def on_force_wake(s: LogWorkflowState) -> None:
-    """The force sweep found the log silent in the database: look again at once."""
+    """The sweeper found the log silent in the database: look again at once."""
     s.force_check = True
 
 
