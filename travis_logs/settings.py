@@ -89,10 +89,14 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=8 << 20, ge=1)
 
     logs_quiet_period_s: float = Field(default=10, ge=0)
+    # A log without its final part is aggregated once its newest part is this old: the
+    # sweeper (SWEEPER_INTERVAL_S) looks for such logs, no timer waits in every run.
     logs_force_after_s: float = Field(default=10800, gt=0)
     logs_purge_delay_s: float = Field(default=0, ge=0)
-    # After purge a run stays open this long, so a late part is merged without a new run.
-    logs_grace_period_s: float = Field(default=60, ge=0)
+    # After purge a run may stay open this long, so a late part is merged without a new run.
+    # 0: it closes at once (a late part starts a new run, which reads the row first), which
+    # saves every log a timer and a workflow task.
+    logs_grace_period_s: float = Field(default=0, ge=0)
     # An incomplete log's run (part numbers missing) stays open this long instead, so the
     # missing part, when it comes, clears the `LogIncomplete` flag of the same run.
     logs_incomplete_grace_s: float = Field(default=10800, ge=0)
