@@ -12,13 +12,23 @@ a new job replacing each finished one. It measures:
 * final part -> purged, per job, from `logs.purged_at`;
 * the broker's backlog (ready messages) every second, by a passive queue declare;
 * CPU seconds per process (/proc/<pid>/stat) per part and per lifecycle;
-* every archive of the sample, byte for byte, against what was sent.
+* every archive of the sample, byte for byte, against what was sent;
+* after the load, how long the queue took to drain (parts still queued are waited for, up
+  to `--drain-s`, before any is counted as lost);
+* the latency budget (bench/budget.py): each stage of the final part's way from the `logs`
+  timeline columns and a sample of workflow histories, read after the level; every
+  workflow task's wait by cause and queue; the worker's SDK metrics over the level;
+* per log: billable Temporal actions, bytes written to PostgreSQL and to the S3 stand-in
+  (bench/footprint.py).
 
-One row per C, then the largest C that meets every target. Bounded: each C runs
-`--generations` x `--job-s` seconds plus the wait for the last purges. PostgreSQL and
-RabbitMQ are shared with whatever else runs here: their CPU columns count all of it.
+One row per C (each on a fresh stack), then the largest C that meets every target.
+Bounded: each C runs `--generations` x `--job-s` seconds plus the drain and the wait for
+the last purges. PostgreSQL and RabbitMQ are shared with whatever else runs here: their CPU
+columns (and the WAL figure) count all of it. `--variant NAME:KEY=VALUE,...` compares
+configurations (the stack's environment) in one run, taking turns at each C.
 
     .venv/bin/python bench/capacity.py --c 250,500 --generations 2
+    .venv/bin/python bench/capacity.py --c 250 --variant fixed: --variant auto:WORKER_POLLER_AUTOSCALING=true
 """
 
 from __future__ import annotations
@@ -351,7 +361,7 @@ def _settings_of(env: dict[str, str]) -> dict[str, str]:
 
 
 async def _ready(process: asyncio.subprocess.Process, settings: Settings, out: object) -> None:
-    wait = asyncio.create_task(wait_for_port("127.0.0.1", settings.port, "PORT"))
+    wait = asyncio.create_task(wait_for_port("127.0.0.1", settings.port, "PORT", timeout=120))
     done = asyncio.create_task(process.wait())
     await asyncio.wait({wait, done}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
     if not wait.done() or done.done():
