@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     worker_shutdown_grace_s: float = Field(default=20, ge=0)
     # A workflow cached by a worker that died moves to another worker after this long.
     worker_sticky_timeout_s: float = Field(default=10, gt=0)
+    # Workflow task polls open at once: WORKER_WORKFLOW_TASK_POLLERS in all, the share
+    # WORKER_NONSTICKY_POLL_RATIO of them on the shared queue (new runs, evicted ones), the
+    # rest on the worker's own sticky queue; with WORKER_POLLER_AUTOSCALING the SDK scales
+    # them between 1 and that number from the server's feedback.
+    # Defaults: 2 polls on the shared queue instead of the SDK's 1 (README "Latency budget").
+    worker_workflow_task_pollers: int = Field(default=8, ge=2)
+    worker_nonsticky_poll_ratio: float = Field(default=0.25, gt=0, le=1)
+    worker_poller_autoscaling: bool = False
     # Capacity (README "Sizing"): how sandboxed workflows run (LogWorkflow itself is declared
     # unsandboxed; the sweeper is not). "sandboxed" re-imports the workflow
     # module into a fresh sandbox per run (worker memory per open log, see bench/memory.py);
@@ -197,6 +205,9 @@ class Settings(BaseSettings):
     dev_s3_port: int = Field(default=9000, ge=1, le=65535)
     dev_pusher_port: int = Field(default=6001, ge=1, le=65535)
     dev_data_dir: str = ".data"
+    # Partitions of each task queue of the embedded Temporal server (the server's default is
+    # 4): one process has one matching host, so more only split the worker's few polls.
+    dev_temporal_partitions: int = Field(default=1, ge=1, le=64)
     dev_simulate: bool = True
 
     @field_validator("pusher_app_id")

@@ -28,6 +28,9 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import (
     Interceptor,
+    PollerBehavior,
+    PollerBehaviorAutoscaling,
+    PollerBehaviorSimpleMaximum,
     UnsandboxedWorkflowRunner,
     Worker,
     WorkerDeploymentConfig,
@@ -171,17 +174,36 @@ def build_worker(
     return LogWorker(
         client,
         deployment_version(settings),
-        task_queue=settings.temporal_task_queue,
         workflows=[LogWorkflow, SweeperWorkflow],
         activities=activities,
         interceptors=interceptors,
-        # Every open log is a cached workflow; an evicted one replays its history per task.
-        max_cached_workflows=settings.worker_max_cached_workflows,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_s),
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
-        workflow_runner=workflow_runner(settings),
+        **worker_options(settings),
     )
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """Queue, cache, slots, pollers and runner of the worker (bench/dispatch.py uses them)."""
+    return {
+        "task_queue": settings.temporal_task_queue,
+        # Every open log is a cached workflow; an evicted one replays its history per task.
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_shutdown_grace_s),
+        "sticky_queue_schedule_to_start_timeout": timedelta(
+            seconds=settings.worker_sticky_timeout_s
+        ),
+        "workflow_task_poller_behavior": workflow_pollers(settings),
+        "nonsticky_to_sticky_poll_ratio": settings.worker_nonsticky_poll_ratio,
+        "workflow_runner": workflow_runner(settings),
+    }
+
+
+def workflow_pollers(settings: Settings) -> PollerBehavior:
+    """A fixed number of workflow task polls, or as many as the server's feedback asks for."""
+    most = settings.worker_workflow_task_pollers
+    if settings.worker_poller_autoscaling:
+        return PollerBehaviorAutoscaling(minimum=2, maximum=most, initial=min(most, 5))
+    return PollerBehaviorSimpleMaximum(maximum=most)
 
 
 def _serve_metrics(settings: Settings, stack: AsyncExitStack) -> Runtime | None:
