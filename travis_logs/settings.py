@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AmqpDsn, Field, PostgresDsn, SecretStr, field_validator
+from pydantic import AmqpDsn, Field, PostgresDsn, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -186,6 +186,17 @@ class Settings(BaseSettings):
                 "must be digits only, as Pusher's app ids are (see the Pusher dashboard)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _requests_end_before_heartbeats(self) -> Settings:
+        # An S3 request nobody answers must fail with its own error (the connection error an
+        # operator should read) before the activity's heartbeat timeout hides it.
+        if self.s3_request_timeout_s >= self.logs_heartbeat_timeout_s:
+            raise ValueError(
+                f"S3_REQUEST_TIMEOUT_S ({self.s3_request_timeout_s:g}) must be below "
+                f"LOGS_HEARTBEAT_TIMEOUT_S ({self.logs_heartbeat_timeout_s:g})"
+            )
+        return self
 
     @property
     def temporal_host_port(self) -> tuple[str, int]:

@@ -11,13 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
 
+from travis_logs import search_attributes
 from travis_logs.binaries import executable
 from travis_logs.checks import port_is_free
 from travis_logs.errors import ConfigError
@@ -96,7 +92,7 @@ async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
     while True:
         try:
             return await connect(settings)
-        except RuntimeError:
+        except ConfigError:
             if time.monotonic() > deadline:
                 raise ConfigError(
                     f"TEMPORAL_ADDRESS: the dev server did not answer on "
@@ -107,17 +103,4 @@ async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
 
 async def register_search_attributes(client: Client) -> list[str]:
     """Add the missing ones: `--search-attribute` is ignored for an existing database file."""
-    ops = client.operator_service
-    listed = await ops.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-        for key in SEARCH_ATTRIBUTES
-        if key.name not in listed.custom_attributes
-    }
-    if missing:
-        await ops.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-    return sorted(missing)
+    return sorted(await search_attributes.ensure(client, SEARCH_ATTRIBUTES, register=True))
