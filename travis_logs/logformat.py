@@ -60,3 +60,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # botocore says at INFO where it found credentials, on every client: noise in the
+    # output of every command (and a line per S3 client in every process's log).
+    for name in ("botocore.credentials", "aiobotocore.credentials"):
+        logging.getLogger(name).setLevel(logging.WARNING)
