@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     # One S3 request (head, put, get, reading a body) is abandoned, with its connection, when
     # it has not finished after S3_REQUEST_TIMEOUT_S plus its body at S3_MIN_BYTES_PER_S, so
     # a connection S3 stops answering fails the attempt (and it retries on a fresh one)
-    # instead of hanging it. Keep it below LOGS_HEARTBEAT_TIMEOUT_S.
+    # instead of hanging it. It must stay below LOGS_HEARTBEAT_TIMEOUT_S (a request nobody
+    # answers then fails with its own error, which the Temporal UI shows, first).
     s3_request_timeout_s: float = Field(default=10, gt=0)
     s3_min_bytes_per_s: int = Field(default=1 << 20, ge=1)
 
