@@ -12,6 +12,7 @@ import uvicorn
 from api.app import create_app
 from travis_logs.checks import check_postgres
 from travis_logs.migrate import require_current
+from travis_logs.pusher.check import check_pusher
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
 from workers.preflight import check_namespace, check_temporal
@@ -43,6 +44,7 @@ async def serve(settings: Settings, host: str) -> int:
     # PUT /logs and redactions start runs that set the search attributes.
     await check_temporal(settings)
     await check_namespace(await connect(settings))
+    await check_pusher(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=host,

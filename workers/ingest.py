@@ -18,6 +18,7 @@ from ingest.topology import Subscription, dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq
 from travis_logs.db import create_pool
 from travis_logs.migrate import require_current
+from travis_logs.pusher.check import check_pusher
 from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
 from travis_logs.pusher.publisher import build_publisher
 from travis_logs.settings import Settings
@@ -53,6 +54,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     await require_current(str(settings.database_url))
     await check_rabbitmq(str(settings.rabbitmq_url))
     await check_temporal(settings)
+    await check_pusher(settings)
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(str(settings.database_url))
         stack.push_async_callback(pool.close)
