@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ from travis_logs.transfer import record_failed_attempt
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
+
+log = logging.getLogger(__name__)
 
 
 def client_config(settings: Settings) -> AioConfig:
@@ -70,11 +73,15 @@ def _where(settings: Settings) -> str:
     return settings.s3_endpoint_url or f"AWS S3 ({settings.aws_region})"
 
 
-async def check_bucket(s3: S3Client, settings: Settings) -> None:
-    """The bucket exists and the credentials may use it; else ConfigError naming the setting."""
+async def check_bucket(s3: S3Client, settings: Settings, timeout_s: float = 3) -> None:
+    """The bucket exists and the credentials may use it; else ConfigError naming the setting.
+
+    Only a definite answer stops a process: an S3 that does not answer within `timeout_s` is
+    a warning, as archives are retried until it does (and their failures name the cause).
+    """
     bucket, where = settings.s3_bucket, _where(settings)
     try:
-        async with asyncio.timeout(settings.s3_request_timeout_s * 2):
+        async with asyncio.timeout(min(timeout_s, settings.s3_request_timeout_s)):
             await s3.head_bucket(Bucket=bucket)
     except NoCredentialsError:
         raise ConfigError(
@@ -94,6 +101,8 @@ async def check_bucket(s3: S3Client, settings: Settings) -> None:
             ) from None
         raise ConfigError(f"S3_BUCKET: {where} answered {code or err} for {bucket!r}") from None
     except (BotoCoreError, OSError, TimeoutError) as err:
-        raise ConfigError(
-            f"S3_ENDPOINT_URL: no S3 answers at {where} ({str(err)[:200] or 'timed out'})"
-        ) from None
+        log.warning(
+            "S3_ENDPOINT_URL: no S3 answers at %s (%s); archives wait for it",
+            where,
+            str(err)[:200] or "no answer",
+        )

@@ -23,6 +23,9 @@ from tests.helpers import free_port
 from tests.workers.test_dev import READY, _wait_for
 from travis_logs.settings import Settings
 
+# A hang guard: the stack, a simulated job's whole life and seven command processes.
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture
 def stack_env(database_url: str, amqp_url: str) -> dict[str, str]:
