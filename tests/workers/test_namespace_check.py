@@ -70,15 +70,21 @@ async def _refused(settings: Settings, *args: str) -> str:
 
 
 async def test_worker_and_migrate_refuse_a_namespace_without_the_attributes(
-    on_bare: Settings,
+    on_bare: Settings, bare_server: WorkflowEnvironment
 ) -> None:
-    """Exit 2 naming each missing attribute and the command that adds it."""
+    """Exit 2 naming each missing attribute and the command that adds it; `migrate
+    --register` adds them."""
     for command in (("worker",), ("migrate",)):
         line = await _refused(on_bare, *command)
         assert "TEMPORAL_NAMESPACE" in line, line
         for name in NAMES:
             assert f"--name {name} --type" in line, line
         assert "travis-logs migrate --register" in line
+
+    process = await _cli(on_bare, "migrate", "--register")
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert await search_attributes.mismatches(bare_server.client, SEARCH_ATTRIBUTES) == []
 
 
 async def test_worker_register_adds_them_and_runs(
