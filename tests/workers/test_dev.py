@@ -173,6 +173,7 @@ def _archive_size(dev_env: dict[str, str], job_id: int) -> int:
     return int(head["ContentLength"])
 
 
+@pytest.mark.timeout(300)  # a hang guard: the stack starts twice, a job lives a whole life
 def test_dev_starts_registers_attributes_and_stops_clean(
     dev: subprocess.Popen[bytes], dev_env: dict[str, str]
 ) -> None:
