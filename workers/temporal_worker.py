@@ -227,8 +227,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, register: bool = Fal
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
         client = await connect(settings, _serve_metrics(settings, stack))
-        await check_namespace(client, register=register)
-        await check_bucket(s3, settings)
+        await asyncio.gather(check_namespace(client, register=register), check_bucket(s3, settings))
         store = ArchiveStore.for_settings(s3, settings)
         activities = lifecycle_activities(pool, store) + sweeper_activities(pool, client, settings)
         async with build_worker(client, settings, activities):
