@@ -66,3 +66,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     # own hooks would add a line without it, and a Prometheus counter labelled by retry
     # number, which grows without bound for the loops that wait out an outage.
     set_on_retry_hooks([])
+    # botocore says at INFO where it found credentials, on every client: noise in the
+    # output of every command (and a line per S3 client in every process's log).
+    for name in ("botocore.credentials", "aiobotocore.credentials"):
+        logging.getLogger(name).setLevel(logging.WARNING)

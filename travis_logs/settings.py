@@ -11,6 +11,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,7 +50,8 @@ class Settings(BaseSettings):
     # One S3 request (head, put, get, reading a body) is abandoned, with its connection, when
     # it has not finished after S3_REQUEST_TIMEOUT_S plus its body at S3_MIN_BYTES_PER_S, so
     # a connection S3 stops answering fails the attempt (and it retries on a fresh one)
-    # instead of hanging it. Keep it below LOGS_HEARTBEAT_TIMEOUT_S.
+    # instead of hanging it. It must stay below LOGS_HEARTBEAT_TIMEOUT_S (a request nobody
+    # answers then fails with its own error, which the Temporal UI shows, first).
     s3_request_timeout_s: float = Field(default=10, gt=0)
     s3_min_bytes_per_s: int = Field(default=1 << 20, ge=1)
 
@@ -241,6 +243,17 @@ class Settings(BaseSettings):
             # Every visitor holds a grant signed with it: it must not open travis-api's routes.
             raise ValueError("must differ from AUTH_TOKEN")
         return value
+
+    @model_validator(mode="after")
+    def _requests_end_before_heartbeats(self) -> Settings:
+        # An S3 request nobody answers must fail with its own error (the connection error an
+        # operator should read) before the activity's heartbeat timeout hides it.
+        if self.s3_request_timeout_s >= self.logs_heartbeat_timeout_s:
+            raise ValueError(
+                f"S3_REQUEST_TIMEOUT_S ({self.s3_request_timeout_s:g}) must be below "
+                f"LOGS_HEARTBEAT_TIMEOUT_S ({self.logs_heartbeat_timeout_s:g})"
+            )
+        return self
 
     @property
     def temporal_host_port(self) -> tuple[str, int]:

@@ -9,6 +9,10 @@ request past it is cancelled, which closes its connection: the next attempt open
 `Progress` records what a transfer has done (its phase, requests made, body bytes moved),
 so that heartbeats can report progress rather than time: a transfer that stops moving stops
 heartbeating.
+
+What went wrong with a request's attempts (botocore retries a refused connection a few times
+inside one call) is kept while the request runs, so that a request abandoned at its deadline
+says why: "could not connect", not only "did not finish".
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from travis_logs.errors import S3Timeout
 from travis_logs.settings import Settings
@@ -80,13 +86,49 @@ class CountingBody(io.BytesIO):
         return chunk
 
 
+# An attempt's error is cut to this many characters (it names the endpoint URL).
+_ERROR_CHARS = 300
+
+
+@dataclass
+class _Attempts:
+    """The failed attempts of the request in progress (botocore's own retries)."""
+
+    errors: list[str] = field(default_factory=list)
+
+
+_CURRENT: ContextVar[_Attempts | None] = ContextVar("s3_request_attempts", default=None)
+
+
+def record_failed_attempt(**kwargs: Any) -> None:
+    """botocore's `needs-retry` event: keep why an attempt failed; never decides a retry."""
+    attempts = _CURRENT.get()
+    if attempts is None:
+        return
+    caught = kwargs.get("caught_exception")
+    response = kwargs.get("response")
+    if caught is not None:
+        attempts.errors.append(str(caught)[:_ERROR_CHARS])
+    elif response is not None and response[0].status_code >= 500:
+        code = response[1].get("Error", {}).get("Code", "")
+        attempts.errors.append(f"HTTP {response[0].status_code} {code}"[:_ERROR_CHARS])
+
+
 @asynccontextmanager
 async def deadline(what: str, seconds: float) -> AsyncIterator[None]:
-    """Cancel the block after `seconds` and raise S3Timeout naming `what`."""
+    """Cancel the block after `seconds` and raise S3Timeout naming `what` and its last error."""
+    attempts = _Attempts()
+    token = _CURRENT.set(attempts)
     try:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
         # Without the cancelled request's chain of tracebacks (botocore, aiohttp), which
         # makes the failure too large for Temporal to keep and hides this message.
-        raise S3Timeout(f"{what}: S3 did not finish within {seconds:.1f} s") from None
+        why = f"S3 did not finish within {seconds:.1f} s"
+        if attempts.errors:
+            n = len(attempts.errors)
+            why += f" ({n} failed attempt{'s' if n > 1 else ''}, last: {attempts.errors[-1]})"
+        raise S3Timeout(f"{what}: {why}") from None
+    finally:
+        _CURRENT.reset(token)

@@ -12,7 +12,10 @@ import uvicorn
 from api.app import create_app
 from travis_logs.checks import check_postgres
 from travis_logs.migrate import require_current
+from travis_logs.pusher.check import check_pusher
 from travis_logs.settings import Settings
+from travis_logs.temporal import connect
+from workers.preflight import check_namespace, check_temporal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +41,10 @@ async def serve(settings: Settings, host: str) -> int:
     """Serve until SIGTERM or SIGINT (uvicorn finishes open requests, then the lifespan closes)."""
     await check_postgres(str(settings.database_url))  # a clear message instead of a traceback
     await require_current(str(settings.database_url))
+    # PUT /logs and redactions start runs that set the search attributes.
+    await check_temporal(settings)
+    await check_namespace(await connect(settings))
+    await check_pusher(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=host,

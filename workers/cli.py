@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from travis_logs.errors import ConfigError
 from travis_logs.logformat import configure_logging
 from travis_logs.settings import Settings
+from workers import devenv, service_errors
 
 # name -> (module, one line for --help); each module has add_arguments(parser) and
 # main(args, settings) -> int, and is imported only when its command runs.
@@ -77,6 +78,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Commands an operator runs beside `travis-logs dev` (in a second terminal): they read what
+# the stack gave its processes (workers/devenv.py) below `.env` and the environment.
+OPERATOR_COMMANDS = frozenset(
+    {"status", "rearchive", "force-aggregate", "reconcile", "redact", "simulate", "verify-archives"}
+)
+
+
 class Command(Protocol):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
@@ -122,12 +130,20 @@ def describe_validation_error(err: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def load_settings(command: str) -> Settings:
+    settings = Settings()
+    if command in OPERATOR_COMMANDS and (path := devenv.stack_file(settings.dev_data_dir)):
+        devenv.export_boto_credentials(path)
+        settings = Settings(_env_file=(path, ".env"))
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(argv).parse_args(argv)
     configure_logging(args.log_level)
     try:
-        settings = Settings()
+        settings = load_settings(args.command)
         if settings.log_format != "text":
             configure_logging(args.log_level, settings.log_format)
         return _load(args.command).main(args, settings)
@@ -139,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # A service that went away after the checks at start: one line, not a traceback.
+        line = service_errors.describe(err)
+        if line is None:
+            raise
+        print(f"travis-logs: {line}", file=sys.stderr)  # noqa: T201
+        return 2
 
 
 if __name__ == "__main__":

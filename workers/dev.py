@@ -14,7 +14,7 @@ from travis_logs.checks import check_postgres, check_rabbitmq, wait_for_port
 from travis_logs.migrate import migrate
 from travis_logs.s3 import ensure_bucket
 from travis_logs.settings import Settings
-from workers import devstack
+from workers import devenv, devstack
 from workers.devsecrets import DevCredentials, auth_token, load_or_create, viewer_secret
 from workers.signals import on_stop_signal
 from workers.supervisor import ProcessSpec, Supervisor
@@ -74,6 +74,19 @@ def child_env(settings: Settings, made: DevCredentials) -> dict[str, str]:
     return env
 
 
+def stack_env(settings: Settings, made: DevCredentials) -> dict[str, str]:
+    """What the operator commands need of the children's environment (devenv.write keeps it).
+
+    boto's credentials only for the embedded S3: a real S3's keys stay where the user keeps
+    them.
+    """
+    env = child_env(settings, made)
+    if settings.s3_endpoint_url is not None:
+        for key in DEV_AWS:
+            env.pop(key, None)
+    return env
+
+
 def s3_endpoint(settings: Settings) -> str:
     return settings.s3_endpoint_url or f"http://127.0.0.1:{settings.dev_s3_port}"
 
@@ -88,6 +101,7 @@ async def run(settings: Settings, data_dir: Path, *, simulate: bool) -> int:
         await check_rabbitmq(str(settings.rabbitmq_url))
         await migrate(str(settings.database_url))
         made = load_or_create(data_dir)
+        devenv.write(data_dir, stack_env(settings, made))
         supervisor = Supervisor()
         try:
             await _start_services(supervisor, settings, data_dir, console)

@@ -10,13 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from stamina import retry_context
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
 
+from travis_logs import search_attributes
 from travis_logs.binaries import executable
 from travis_logs.checks import port_is_free
 from travis_logs.errors import ConfigError
@@ -97,7 +93,7 @@ def s3_spec(settings: Settings, data_dir: Path) -> ProcessSpec:
 async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
     try:
         async for attempt in retry_context(
-            on=RuntimeError,
+            on=ConfigError,
             attempts=None,
             timeout=timeout,
             wait_initial=0.2,
@@ -106,7 +102,7 @@ async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
         ):
             with attempt:
                 return await connect(settings)
-    except RuntimeError:
+    except ConfigError:
         pass
     raise ConfigError(
         f"TEMPORAL_ADDRESS: the dev server did not answer on "
@@ -116,17 +112,4 @@ async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
 
 async def register_search_attributes(client: Client) -> list[str]:
     """Add the missing ones: `--search-attribute` is ignored for an existing database file."""
-    ops = client.operator_service
-    listed = await ops.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
-        for key in SEARCH_ATTRIBUTES
-        if key.name not in listed.custom_attributes
-    }
-    if missing:
-        await ops.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
-    return sorted(missing)
+    return sorted(await search_attributes.ensure(client, SEARCH_ATTRIBUTES, register=True))

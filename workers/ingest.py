@@ -15,13 +15,15 @@ from ingest.consumer import BatchConsumer
 from ingest.intake import PartIntake
 from ingest.outbox import SignalSender
 from ingest.topology import Subscription, dead_letter_names, declare
-from travis_logs.checks import check_postgres, check_rabbitmq, check_tcp
+from travis_logs.checks import check_postgres, check_rabbitmq
 from travis_logs.db import create_pool
 from travis_logs.migrate import require_current
+from travis_logs.pusher.check import check_pusher
 from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
 from travis_logs.pusher.publisher import build_publisher
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
+from workers.preflight import check_namespace, check_temporal
 from workers.signals import run_until_stopped
 
 # How long a stop waits for the batch in hand (its store and signals) before giving up on it.
@@ -51,12 +53,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     await check_postgres(str(settings.database_url))
     await require_current(str(settings.database_url))
     await check_rabbitmq(str(settings.rabbitmq_url))
-    host, port = settings.temporal_host_port
-    await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
+    await check_temporal(settings)
+    await check_pusher(settings)
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(str(settings.database_url))
         stack.push_async_callback(pool.close)
         client = await connect(settings)
+        # Its signal-with-start sets JobId and LogState: without them every start is refused.
+        await check_namespace(client)
         occupancy = None
         if settings.pusher_existence_check:
             occupancy = OccupancyCache(OccupancyStore(pool), settings.pusher_occupancy_ttl_s)

@@ -1,4 +1,9 @@
-"""`travis-logs migrate`: create the database if needed and apply pending migrations."""
+"""`travis-logs migrate`: bring the database and the namespace to what this build needs.
+
+Creates the database if needed and applies pending migrations; then checks that the
+Temporal namespace has every search attribute the workflows set (`--register` adds the
+missing ones on a self-hosted server) and, with `--create-bucket`, creates the bucket.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from travis_logs.errors import ConfigError
 from travis_logs.migrate import migrate
 from travis_logs.s3 import ensure_bucket
 from travis_logs.settings import Settings
+from travis_logs.temporal import connect
+from workers import preflight
+from workers.preflight import check_temporal
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--create-bucket",
         action="store_true",
         help="also create S3_BUCKET when it does not exist (SeaweedFS or another fresh S3)",
+    )
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="add the search attributes the Temporal namespace lacks (a self-hosted server)",
+    )
+    parser.add_argument(
+        "--skip-temporal",
+        action="store_true",
+        help="migrate the database only; do not check the Temporal namespace",
     )
 
 
@@ -46,9 +64,21 @@ async def create_bucket(settings: Settings, wait_s: float = 60) -> None:
     log.info("bucket %s %s", settings.s3_bucket, "created" if created else "exists")
 
 
+async def check_namespace(settings: Settings, *, register: bool) -> None:
+    await check_temporal(settings)
+    client = await connect(settings)
+    added = await preflight.check_namespace(client, register=register)
+    if added:
+        log.info("search attributes added to %s: %s", client.namespace, ", ".join(added))
+    else:
+        log.info("namespace %s has every search attribute", client.namespace)
+
+
 def main(args: argparse.Namespace, settings: Settings) -> int:
     applied = asyncio.run(run(settings))
     log.info("migrations applied: %s", ", ".join(applied) or "none pending")
     if args.create_bucket:
         asyncio.run(create_bucket(settings))
+    if not args.skip_temporal:
+        asyncio.run(check_namespace(settings, register=args.register))
     return 0

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncpg
+from temporalio.client import Client
 
+from travis_logs import search_attributes
 from travis_logs.checks import check_postgres, check_tcp
 from travis_logs.db import database_name, redact
 from travis_logs.errors import ConfigError
 from travis_logs.settings import Settings
+from travis_logs.temporal import target
+from workflows.models import SEARCH_ATTRIBUTES
 
 
 async def check_database(settings: Settings) -> None:
@@ -25,8 +29,13 @@ async def check_database(settings: Settings) -> None:
 
 
 async def check_temporal(settings: Settings) -> None:
-    host, port = settings.temporal_host_port
+    host, port = target(settings)
     await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
+
+
+async def check_namespace(client: Client, *, register: bool = False) -> list[str]:
+    """Every search attribute the workflows set exists in the namespace (added if `register`)."""
+    return await search_attributes.ensure(client, SEARCH_ATTRIBUTES, register=register)
 
 
 async def preflight(settings: Settings, *, database: bool = True) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -23,7 +24,7 @@ from activities.reconcile import to_row
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
 from travis_logs.logrow import TEXT_COLUMNS
-from travis_logs.s3 import s3_client
+from travis_logs.s3 import check_bucket, s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
 from workers.preflight import preflight
@@ -79,6 +80,7 @@ async def report(settings: Settings, job_id: int) -> Report:
         pool = await create_pool(str(settings.database_url), max_size=1)
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
+        await check_bucket(s3, settings)
         client = await connect(settings)
         record: asyncpg.Record | None = await pool.fetchrow(_ROW, job_id)
         recorded = record["archive_sha256"] if record else None
@@ -127,6 +129,15 @@ def show(console: Console, r: Report) -> None:
     console.print(f"[{style[r.verdict.level]}]job {r.job_id}: {r.verdict.line}[/]")
 
 
+def _plain(value: object) -> object:
+    """JSON for what json does not know: sets as sorted lists, times as ISO 8601."""
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def as_json(r: Report) -> str:
     doc = {
         "job_id": r.job_id,
@@ -137,7 +148,7 @@ def as_json(r: Report) -> str:
         "row": r.row,
         "archive": asdict(r.archive),
     }
-    return json.dumps(doc, default=str)
+    return json.dumps(doc, default=_plain)
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

@@ -45,13 +45,14 @@ from activities.reconcile import ReconcileActivities, Reconciler
 from activities.redact import RedactActivities
 from activities.replace import ReplaceActivities
 from travis_logs.archive_store import ArchiveStore
-from travis_logs.checks import check_postgres, check_tcp
+from travis_logs.checks import check_postgres
 from travis_logs.db import create_pool
 from travis_logs.migrate import require_current
 from travis_logs.ratelimit import RateLimiter
-from travis_logs.s3 import s3_client
+from travis_logs.s3 import check_bucket, s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect, metrics_runtime
+from workers.preflight import check_namespace, check_temporal
 from workers.signals import run_until_stopped
 from workflows.log_workflow import LogWorkflow
 from workflows.reconcile import TemporalFixer
@@ -62,7 +63,11 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser  # everything comes from the environment (Settings)
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="add the search attributes the namespace lacks (a self-hosted server)",
+    )
 
 
 def lifecycle_activities(pool: asyncpg.Pool, store: ArchiveStore) -> list[Callable[..., Any]]:
@@ -227,25 +232,32 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Build the clients, run the worker until `stop` (or a signal), then shut down."""
+async def serve(settings: Settings, stop: asyncio.Event, *, register: bool = False) -> None:
+    """Build the clients, run the worker until `stop` (or a signal), then shut down.
+
+    Refuses to start (ConfigError) when the database lacks a migration, the namespace a
+    search attribute (added instead with `register`), or the bucket is not there.
+    """
     dsn = str(settings.database_url)
     await check_postgres(dsn)
     await require_current(dsn)
-    host, port = settings.temporal_host_port
-    await check_tcp(host, port, "TEMPORAL_ADDRESS", "start it with `travis-logs dev`")
+    await check_temporal(settings)
     async with AsyncExitStack() as stack:
         pool = await create_pool(dsn, max_size=settings.worker_db_pool_size)
         stack.push_async_callback(pool.close)
         s3 = await stack.enter_async_context(s3_client(settings))
         client = await connect(settings, _serve_metrics(settings, stack))
+        await asyncio.gather(check_namespace(client, register=register), check_bucket(s3, settings))
         store = ArchiveStore.for_settings(s3, settings)
         activities = lifecycle_activities(pool, store) + sweeper_activities(pool, client, settings)
         async with build_worker(client, settings, activities):
             if settings.sweeper_enabled:
                 await ensure_sweeper_schedule(client, settings)
             log.info(
-                "worker polling %s on %s", settings.temporal_task_queue, settings.temporal_address
+                "worker polling %s on %s (namespace %s)",
+                settings.temporal_task_queue,
+                client.service_client.config.target_host,
+                client.namespace,
             )
             await stop.wait()
             log.info("stopping: finishing running activities")
@@ -253,5 +265,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
-    asyncio.run(run_until_stopped(lambda stop: serve(settings, stop)))
+    asyncio.run(run_until_stopped(lambda stop: serve(settings, stop, register=args.register)))
     return 0

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from botocore.exceptions import EndpointConnectionError
 
-from tests.helpers import assert_eventually, open_store
+from tests.helpers import assert_eventually, free_port, open_store
 from tests.workflows.proxy import BlackholeProxy
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.errors import S3Timeout
@@ -74,3 +75,17 @@ def test_the_deadline_grows_with_the_body() -> None:
     """A base for the exchange plus the body at the minimum rate."""
     limits = TransferLimits(request_s=10, min_bytes_per_s=1 << 20)
     assert limits.seconds() == 10 and limits.seconds(5 << 20) == 15
+
+
+async def test_a_request_to_a_dead_endpoint_names_the_connection_error(defaults: Settings) -> None:
+    """Abandoned at its deadline or failed by botocore: either way it says it could not connect.
+
+    An operator reading the failure of an archive during an S3 outage learns the cause, not
+    only that time ran out.
+    """
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = defaults.model_copy(update={"s3_endpoint_url": dead, "s3_request_timeout_s": 0.3})
+    async with open_store(settings) as store:
+        with pytest.raises((S3Timeout, EndpointConnectionError)) as caught:
+            await store.head(1)
+    assert "Could not connect to the endpoint URL" in str(caught.value), caught.value

@@ -173,6 +173,7 @@ def _archive_size(dev_env: dict[str, str], job_id: int) -> int:
     return int(head["ContentLength"])
 
 
+@pytest.mark.timeout(300)  # a hang guard: the stack starts twice, a job lives a whole life
 def test_dev_starts_registers_attributes_and_stops_clean(
     dev: subprocess.Popen[bytes], dev_env: dict[str, str]
 ) -> None:
@@ -233,7 +234,7 @@ def test_dev_starts_registers_attributes_and_stops_clean(
         _cli("dev", "--no-simulate"), env=dev_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        restarted, _ = _wait_for(again, re.escape(READY), 30)
+        restarted, _ = _wait_for(again, re.escape(READY), 90)  # a hang guard
         assert token.group(0) in restarted
         log = httpx.get(
             f"http://127.0.0.1:{dev_env['PORT']}/logs/{job_id}?by=job_id",

@@ -29,6 +29,8 @@ FAST: dict[str, Any] = {
     "logs_purge_delay_s": 0,
     "logs_rearchive_backoff_s": 0.05,
     "logs_heartbeat_timeout_s": 2,
+    # Below the heartbeat timeout: a request S3 does not answer fails with its own error first.
+    "s3_request_timeout_s": 1,
 }
 
 
