@@ -1,21 +1,19 @@
-"""How the `pusher` package's requests leave this process: a thread, or its asyncio backend.
+"""How Pusher REST calls leave this process: one kept-alive httpx client on the event loop.
 
-The thread is the default, measured with `bench/live.py`: the package's asyncio backend
-opens a new HTTP session, hence a new connection (and TLS handshake, against Pusher) for
-every call, all on the caller's event loop. Through a proxy adding 20 ms of round trip it
-sent about 900 events/s against 1,350 for kept-alive sessions in threads, and inside a
-busy ingest process it made AMQP-to-browser latency worse; on loopback the two are close.
+Requests are built and signed by the `pusher` package (its `Request`: body, `body_md5`,
+`auth_timestamp` and the HMAC-SHA256 `auth_signature`), through its documented extension
+point, a backend class whose `send_request` it calls; this backend sends them over a shared
+`httpx.AsyncClient`, so connections (and TLS sessions, against Pusher) are reused and no
+thread is involved. Webhook validation and channel auth use the same package without HTTP.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+import httpx
 import pusher
-from pusher.aiohttp import AsyncIOBackend
+from pusher.http import process_response
 
 from travis_logs.errors import ConfigError
 from travis_logs.settings import Settings
@@ -37,12 +35,25 @@ class _NoHttp:
         del client, options
 
 
-def pusher_client(settings: Settings, backend: type | None = _NoHttp) -> Any:
+class HttpxBackend:
+    """A `pusher` backend: the package's signed request, sent with a shared httpx client."""
+
+    def __init__(self, client: object, *, http: httpx.AsyncClient) -> None:
+        del client
+        self._http = http
+
+    async def send_request(self, request: Any) -> Any:
+        response = await self._http.request(
+            request.method, request.url, headers=request.headers, content=request.body
+        )
+        return process_response(response.status_code, response.text)
+
+
+def pusher_client(settings: Settings, backend: type = _NoHttp, **options: Any) -> Any:
     """A `pusher.Pusher` for these settings; ConfigError naming what is missing or bad."""
     secret = settings.pusher_secret.get_secret_value() if settings.pusher_secret else None
     if not (settings.pusher_app_id and settings.pusher_key and secret):
         raise ConfigError("PUSHER_APP_ID, PUSHER_KEY and PUSHER_SECRET must all be set")
-    options: dict[str, Any] = {"backend": backend} if backend is not None else {}
     try:
         return pusher.Pusher(
             app_id=settings.pusher_app_id,
@@ -53,44 +64,27 @@ def pusher_client(settings: Settings, backend: type | None = _NoHttp) -> Any:
             port=settings.pusher_port,
             cluster=settings.pusher_cluster,
             timeout=settings.pusher_timeout_s,
+            backend=backend,
             **options,
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"bad PUSHER_* settings: {err}") from err
 
 
-class ThreadTransport:
-    """The package's requests backend in a worker thread: one kept-alive session per lane."""
+class HttpxTransport:
+    """`trigger_batch` over one httpx client: up to `connections` kept-alive connections."""
 
-    def __init__(self, settings: Settings, executor: ThreadPoolExecutor, owns: bool) -> None:
-        self._client = pusher_client(settings, backend=None)
-        self._executor = executor
-        self._owns = owns
-
-    @classmethod
-    def pool(cls, settings: Settings, lanes: int) -> list[Transport]:
-        """`lanes` transports sharing one executor with a thread each."""
-        executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="pusher")
-        return [cls(settings, executor, owns=i == 0) for i in range(lanes)]
+    def __init__(self, settings: Settings, connections: int) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        # Every phase (connect, write, read, pool wait) is bounded by PUSHER_TIMEOUT_S.
+        self._http = httpx.AsyncClient(
+            limits=limits, timeout=httpx.Timeout(settings.pusher_timeout_s)
+        )
+        self._client = pusher_client(settings, HttpxBackend, http=self._http)
 
     async def trigger_batch(self, batch: list[Event]) -> None:
         # already_encoded: the data strings go out exactly as payload_json made them.
-        call = functools.partial(self._client.trigger_batch, batch, already_encoded=True)
-        await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
-    async def aclose(self) -> None:
-        if self._owns:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-class AsyncioTransport:
-    """The package's own asyncio backend (`pusher.aiohttp.AsyncIOBackend`)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._client = pusher_client(settings, backend=AsyncIOBackend)
-
-    async def trigger_batch(self, batch: list[Event]) -> None:
         await self._client.trigger_batch(batch, already_encoded=True)
 
     async def aclose(self) -> None:
-        """Nothing to close: the backend opens and closes a session per call."""
+        await self._http.aclose()
