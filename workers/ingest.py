@@ -10,9 +10,9 @@ import logging
 import aio_pika
 from prometheus_client import start_http_server
 
+from ingest.assembly import Intake, assemble
 from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
-from ingest.intake import PartIntake
 from ingest.outbox import SignalSender
 from ingest.topology import Subscription, dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq, check_tcp
@@ -62,17 +62,17 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             occupancy = OccupancyCache(OccupancyStore(pool), settings.pusher_occupancy_ttl_s)
         publisher = build_publisher(settings, occupancy)
         stack.push_async_callback(publisher.aclose)
-        await consume(PartIntake(pool, client, settings, publisher), settings, stop)
+        await consume(assemble(pool, client, settings, publisher), settings, stop)
 
 
-async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -> None:
+async def consume(intake: Intake, settings: Settings, stop: asyncio.Event) -> None:
     """Consume `amqp_queue` into `intake` until `stop`; then flush the batch in hand and ack."""
     connection = await aio_pika.connect_robust(str(settings.rabbitmq_url))
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.amqp_prefetch)
         topology = await declare(channel, settings)
-        consumer = BatchConsumer(intake, topology.dead_exchange, settings)
+        consumer = BatchConsumer(intake.parts, topology.dead_exchange, settings)
         batches = asyncio.create_task(consumer.run())
         sweeper = asyncio.create_task(sweep_outbox(intake.signals, settings.ingest_outbox_stale_s))
         redactions = asyncio.create_task(intake.redacted.watch(intake.pool))
