@@ -74,7 +74,7 @@ class BatchConsumer:
     def on_delivery(self, message: DeliveredMessage) -> None:
         """The consumer callback: parse now, hand to the intake's live push, store later.
 
-        It runs in the AMQP channel's frame reader (`topology.Subscription`): no awaits, no
+        It runs in the AMQP channel's frame reader (`subscription.Subscription`): no awaits, no
         exceptions out.
         """
         arrived = self._loop.time()

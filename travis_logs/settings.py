@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # Attempts at storing a part that fails alone for an unexpected reason before it is
     # dead-lettered (database outages are waited out, not counted).
     ingest_store_attempts: int = Field(default=5, ge=1)
+    # Deliveries handed to the ingest in aiormq's frame reader instead of a task each
+    # (ingest/subscription.py); off: aiormq's public consuming path, for comparison.
+    ingest_direct_delivery: bool = True
     # Port of the ingest's prometheus /metrics; unset: not served.
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Where the /metrics endpoints of ingest and worker listen: loopback unless an address

@@ -14,7 +14,8 @@ from ingest.assembly import Intake, assemble
 from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
 from ingest.outbox import SignalSender
-from ingest.topology import Subscription, dead_letter_names, declare
+from ingest.subscription import Subscription
+from ingest.topology import dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq, check_tcp
 from travis_logs.db import create_pool
 from travis_logs.migrate import require_current
@@ -80,7 +81,12 @@ async def consume(intake: Intake, settings: Settings, stop: asyncio.Event) -> No
         backlog = asyncio.create_task(
             watch_backlog(await connection.channel(), _queues(settings), BACKLOG_PERIOD_S)
         )
-        subscription = Subscription(channel, settings.amqp_queue, consumer.on_delivery)
+        subscription = Subscription(
+            channel,
+            settings.amqp_queue,
+            consumer.on_delivery,
+            direct=settings.ingest_direct_delivery,
+        )
         try:
             await subscription.start()
             log.info("ingest consuming %s", settings.amqp_queue)
