@@ -33,6 +33,9 @@ BATCH_SIZE = 10  # Pusher's limit for one batch_events call
 MAX_DATA_BYTES = 10_240
 # Queued events a sender looks through for a chunk, at most.
 _SCAN = 1000
+# Counted once a part or more (the label lookup costs more than the part's queueing).
+_SKIPPED = EVENTS.labels("skipped")
+_DROPPED = EVENTS.labels("dropped")
 
 
 def channel_name(job_id: int, private: bool) -> str:
@@ -145,11 +148,27 @@ class PusherPublisher:
         self._warn = RateLimitedLog(log)
 
     def offer(self, parts: Sequence[LogPart]) -> None:
-        """Queue `parts` for their channels; never awaits, never raises."""
+        """Queue `parts` for their channels; never awaits, never raises.
+
+        Parts of channels the occupancy cache knows nobody watches (most, in production)
+        are dropped here, before any serialising or queueing: that is most of what the
+        existence check saves the ingest.
+        """
         try:
             backlog = self._start()
-            for part in self._maybe_watched(parts):
-                self._enqueue(backlog, part)
+            vacant = self._occupancy.known_vacant if self._occupancy is not None else None
+            skipped = 0
+            for part in parts:
+                channel = channel_name(part.job_id, self._private)
+                if vacant is not None and vacant(channel):
+                    skipped += 1
+                elif not backlog.offer(channel, part):
+                    _DROPPED.inc()
+                    self._warn.warning(
+                        "Pusher queue full (%d parts): dropping live parts", backlog.limit
+                    )
+            if skipped:
+                _SKIPPED.inc(skipped)
         except Exception:  # a bug here must not fail the ingest that called us
             log.exception("Pusher publish failed")
             ERRORS.labels("publish").inc()
@@ -157,25 +176,6 @@ class PusherPublisher:
     async def publish(self, parts: Sequence[LogPart]) -> None:
         """`offer`, for callers in a coroutine; returns at once."""
         self.offer(parts)
-
-    def _maybe_watched(self, parts: Sequence[LogPart]) -> Sequence[LogPart]:
-        """`parts` less those the occupancy cache knows nobody watches (most, in production).
-
-        Dropping them here, before any serialising or queueing, is most of what the
-        existence check saves the ingest.
-        """
-        if self._occupancy is None:
-            return parts
-        vacant = self._occupancy.known_vacant
-        kept = [p for p in parts if not vacant(channel_name(p.job_id, self._private))]
-        if len(kept) < len(parts):
-            EVENTS.labels("skipped").inc(len(parts) - len(kept))
-        return kept
-
-    def _enqueue(self, backlog: _Backlog, part: LogPart) -> None:
-        if not backlog.offer(channel_name(part.job_id, self._private), part):
-            EVENTS.labels("dropped").inc()
-            self._warn.warning("Pusher queue full (%d parts): dropping live parts", backlog.limit)
 
     async def flush(self) -> None:
         """Wait until every queued event was sent, skipped or counted as failed."""
@@ -223,7 +223,7 @@ class PusherPublisher:
             self._warn.warning("occupancy lookup failed, pushing anyway: %r", err)
             return chunk
         kept = [item for item in chunk if item[0] in occupied]
-        EVENTS.labels("skipped").inc(len(chunk) - len(kept))
+        _SKIPPED.inc(len(chunk) - len(kept))
         return kept
 
     def _event(self, item: _Pending) -> Event | None:
