@@ -2,7 +2,7 @@
 
 Publishing never blocks or fails ingest: `offer` only queues the events; a few sender
 tasks send them with `trigger_batch` (up to 10 events of any channels a call), signed by
-the official `pusher` package and sent over one kept-alive httpx client (`transport`).
+the official `pusher` package and sent over one kept-alive aiohttp session (`transport`).
 A part that cannot be pushed is lost for the live view only (the database keeps it), and
 every such loss is counted in prometheus counters.
 """
@@ -22,7 +22,7 @@ from travis_logs.errors import ConfigError
 from travis_logs.parts import LogPart
 from travis_logs.pusher.metrics import ERRORS, EVENTS, REQUEST_SECONDS, RateLimitedLog
 from travis_logs.pusher.occupancy import OccupancyCache
-from travis_logs.pusher.transport import Event, HttpxTransport, Transport, pusher_client
+from travis_logs.pusher.transport import AiohttpTransport, Event, Transport, pusher_client
 from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def build_publisher(settings: Settings, occupancy: OccupancyCache | None) -> Pus
         raise ConfigError("PUSHER_EXISTENCE_CHECK is on but no occupancy cache was given")
     lanes = settings.pusher_concurrency
     return PusherPublisher(
-        HttpxTransport(settings, lanes),
+        AiohttpTransport(settings, lanes),
         lanes=lanes,
         private=settings.pusher_private_channels,
         occupancy=occupancy if settings.pusher_existence_check else None,

@@ -1,17 +1,23 @@
-"""How Pusher REST calls leave this process: one kept-alive httpx client on the event loop.
+"""How Pusher REST calls leave this process: one kept-alive aiohttp session on the event loop.
 
 Requests are built and signed by the `pusher` package (its `Request`: body, `body_md5`,
 `auth_timestamp` and the HMAC-SHA256 `auth_signature`), through its documented extension
 point, a backend class whose `send_request` it calls; this backend sends them over a shared
-`httpx.AsyncClient`, so connections (and TLS sessions, against Pusher) are reused and no
-thread is involved. Webhook validation and channel auth use the same package without HTTP.
+`aiohttp.ClientSession`, so connections (and TLS sessions, against Pusher) are reused and
+no thread is involved. Webhook validation and channel auth use the same package without
+HTTP.
+
+aiohttp rather than httpx: measured side by side in one run against the local Pusher
+server (one-event calls, machine under load), a call cost this process 0.5-0.9 ms of CPU
+over aiohttp against 1.8-2.2 ms over httpx, and about 2 ms for the `pusher` package's
+requests in a thread. aiohttp is already installed for aiobotocore.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 import pusher
 from pusher.http import process_response
 
@@ -35,18 +41,40 @@ class _NoHttp:
         del client, options
 
 
-class HttpxBackend:
-    """A `pusher` backend: the package's signed request, sent with a shared httpx client."""
+class _Session:
+    """One aiohttp session with up to `connections` kept-alive connections, opened in the
+    running loop by the first request (publishers are built before it in some callers)."""
 
-    def __init__(self, client: object, *, http: httpx.AsyncClient) -> None:
+    def __init__(self, connections: int, timeout_s: float) -> None:
+        self._connections = connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connections)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class AiohttpBackend:
+    """A `pusher` backend: the package's signed request, sent over a shared aiohttp session."""
+
+    def __init__(self, client: object, *, session: _Session) -> None:
         del client
-        self._http = http
+        self._session = session
 
     async def send_request(self, request: Any) -> Any:
-        response = await self._http.request(
-            request.method, request.url, headers=request.headers, content=request.body
-        )
-        return process_response(response.status_code, response.text)
+        session = self._session.get()
+        async with session.request(
+            request.method, request.url, headers=request.headers, data=request.body
+        ) as response:
+            return process_response(response.status, await response.text("utf-8"))
 
 
 def pusher_client(settings: Settings, backend: type = _NoHttp, **options: Any) -> Any:
@@ -71,20 +99,17 @@ def pusher_client(settings: Settings, backend: type = _NoHttp, **options: Any) -
         raise ConfigError(f"bad PUSHER_* settings: {err}") from err
 
 
-class HttpxTransport:
-    """`trigger_batch` over one httpx client: up to `connections` kept-alive connections."""
+class AiohttpTransport:
+    """`trigger_batch` over one aiohttp session: up to `connections` kept-alive connections,
+    each call bounded by PUSHER_TIMEOUT_S."""
 
     def __init__(self, settings: Settings, connections: int) -> None:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        # Every phase (connect, write, read, pool wait) is bounded by PUSHER_TIMEOUT_S.
-        self._http = httpx.AsyncClient(
-            limits=limits, timeout=httpx.Timeout(settings.pusher_timeout_s)
-        )
-        self._client = pusher_client(settings, HttpxBackend, http=self._http)
+        self._session = _Session(connections, settings.pusher_timeout_s)
+        self._client = pusher_client(settings, AiohttpBackend, session=self._session)
 
     async def trigger_batch(self, batch: list[Event]) -> None:
         # already_encoded: the data strings go out exactly as payload_json made them.
         await self._client.trigger_batch(batch, already_encoded=True)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._session.aclose()

@@ -33,7 +33,7 @@ from travis_logs.pusher.publisher import (
     payload_json,
     validate_webhook,
 )
-from travis_logs.pusher.transport import Event, HttpxTransport
+from travis_logs.pusher.transport import AiohttpTransport, Event
 from travis_logs.settings import Settings
 
 # Fails a publisher that waits on a silent Pusher instead of hanging the suite; it is a
@@ -90,7 +90,7 @@ def test_channel_names() -> None:
 async def test_a_subscriber_gets_the_exact_string(
     config: Settings, server_port: int, job_id: int
 ) -> None:
-    """Signed by the `pusher` package, sent by httpx: the server checks the signature, and a
+    """Signed by the `pusher` package, sent by aiohttp: the server checks the signature, and a
     subscriber receives payload_json's string unchanged (non-ASCII included)."""
     publisher = build_publisher(config, None)
     part = LogPart(job_id, 3, "emoji 🚀 ✊ and ümlauts", True)
@@ -102,7 +102,7 @@ async def test_a_subscriber_gets_the_exact_string(
     assert message == {"event": "job:log", "channel": f"job-{job_id}", "data": payload_json(part)}
 
 
-class _Recording(HttpxTransport):
+class _Recording(AiohttpTransport):
     """The real transport, remembering the channels of every batch it sends."""
 
     batches: list[list[str]]
