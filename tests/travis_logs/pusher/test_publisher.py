@@ -154,6 +154,22 @@ async def test_parts_trickling_in_for_many_channels_share_one_call(
     assert {m["channel"] for m in messages} == {f"job-{job}" for job in jobs}
 
 
+async def test_calls_reuse_at_most_one_connection_per_lane(
+    config: Settings, server_port: int, new_job_id: Iterator[int]
+) -> None:
+    """Many calls from 2 lanes open at most 2 connections (kept alive, no handshake per call)."""
+    async with _counting_proxy(server_port) as (port, accepted):
+        settings = config.model_copy(update={"pusher_port": port, "pusher_concurrency": 2})
+        publisher = build_publisher(settings, None)
+        sent = counted("sent")
+        for n in range(20):
+            publisher.offer([LogPart(next(new_job_id), n, "x", False) for _ in range(10)])
+            await publisher.flush()
+        await publisher.aclose()
+    assert counted("sent") - sent == 200
+    assert 1 <= len(accepted) <= 2
+
+
 async def test_a_wrongly_signed_call_is_refused_and_counted(
     config: Settings, server_port: int, job_id: int
 ) -> None:
@@ -339,6 +355,28 @@ def test_channel_auth_token_is_what_the_server_checks(config: Settings) -> None:
     )
     with pytest.raises(ValueError):
         authenticate_channel(config, "private-job-7", "not-a-socket-id")
+
+
+@contextlib.asynccontextmanager
+async def _counting_proxy(port: int) -> AsyncIterator[tuple[int, list[int]]]:
+    """A TCP proxy to `port` on loopback; yields its port and a list that grows per connection."""
+    accepted: list[int] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(len(accepted))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], accepted
 
 
 def _closed_port() -> int:
