@@ -192,6 +192,7 @@ class PartIntake:
         except Exception:
             log.exception("storing a batch of %d parts failed; storing one by one", len(parts))
         new: set[Key] = set()
+        masked: dict[Key, str] = {}
         pending, refused, duplicates = [], {}, 0
         for p in _dedupe(parts):
             try:
@@ -201,8 +202,9 @@ class PartIntake:
                 continue
             new |= one.new
             pending += one.pending
+            masked |= one.masked  # pushed after the store as stored, masked
             duplicates += one.duplicates
-        return StoredBatch(frozenset(new), duplicates, pending, refused=refused)
+        return StoredBatch(frozenset(new), duplicates, pending, masked, refused)
 
     async def _retrying(self, parts: Sequence[LogPart], attempts: int) -> StoredBatch:
         """`_store`, waiting out database outages; other errors raise after `attempts`."""
