@@ -1,11 +1,13 @@
 # One image for every process type; the command picks the process (see docker-compose.yml).
-FROM node:20-slim AS js
+# Base images follow their supported release lines (README "Images"): Node 24 LTS for npm, and
+# Python 3.14, the newest that every pinned runtime dependency ships wheels for.
+FROM node:24-slim AS js
 WORKDIR /app
 COPY package.json .npmrc ./
 # pusher-js for the viewer page, which the API serves from node_modules.
 RUN npm install --omit=dev --no-audit --no-fund
 
-FROM python:3.11-slim
+FROM python:3.14-slim-trixie
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY workers ./workers

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint format bench install migrate clean
+.PHONY: dev test test-fast lint format bench install migrate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ dev: migrate
 test: install
 	$(BIN)/python -m tests.health
 	$(BIN)/pytest
+
+# The tests that need no server and no outside program (no `services` marker): seconds, and
+# nothing has to be running.
+test-fast: install
+	$(BIN)/pytest -m "not services" -q
 
 lint: install
 	$(BIN)/ruff format --check .

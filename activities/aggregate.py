@@ -22,7 +22,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.merge import PartIndex, merge_unheld
 from activities.models import (
     AGGREGATE_LOG,
     INSPECT_LOG,
@@ -33,12 +32,14 @@ from activities.models import (
     RedactionRecord,
 )
 from activities.redact import apply_rules
-from travis_logs.archive_store import ArchiveStore, sha256_hex
+from travis_logs.archive_store import ArchiveStore
 from travis_logs.completeness import missing_ranges
+from travis_logs.logrow import TEXT_COLUMNS, RowText
+from travis_logs.merge import PartIndex, merge_unheld
 from travis_logs.transfer import Progress
 
-_SNAPSHOT = """
-SELECT l.id, l.final_number, l.content_version, l.purged_at IS NOT NULL AS purged,
+_SNAPSHOT = f"""
+SELECT l.id, l.final_number, l.content_version, {TEXT_COLUMNS},
        CASE WHEN l.archive_verified THEN l.archive_version END AS verified_version,
        (SELECT (extract(epoch FROM now() - max(p.created_at)) * 1000)::bigint
           FROM log_parts p WHERE p.log_id = l.id) AS newest_age_ms,
@@ -52,9 +53,9 @@ SELECT l.id, l.final_number, l.content_version, l.purged_at IS NOT NULL AS purge
             ORDER BY id DESC LIMIT 20) r) AS redactions
 FROM logs l WHERE l.job_id = $1
 """
-_LOCKED_ROW = """
+_LOCKED_ROW = f"""
 SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
-       part_sizes, final_number, purged_at IS NOT NULL AS purged, removed_by IS NOT NULL AS removed,
+       part_sizes, final_number, {TEXT_COLUMNS}, removed_by IS NOT NULL AS removed,
        archive_size, archive_sha256,
        CASE WHEN archive_verified THEN archive_version END AS verified_version,
        ARRAY(SELECT r.secret FROM log_redaction_rules r
@@ -95,7 +96,7 @@ class AggregateActivities:
             pending_parts=row["pending"],
             content_version=row["content_version"],
             verified_version=row["verified_version"],
-            purged=row["purged"],
+            purged=RowText.of(row).purged,
             redactions=[RedactionRecord(**r) for r in json.loads(row["redactions"])],
         )
 
@@ -109,37 +110,20 @@ class AggregateActivities:
             fresh, duplicates = await _new_numbers(conn, row)
             if not fresh:
                 return _unchanged(row, duplicates)
-            if not _purged(row):
+            if not RowText.of(row).purged:
                 return await _merge(conn, row, base=None)
         # Purged: read the archive without holding the lock, then merge under it again.
-        base = await self._archived_base(inp.job_id, row)
+        progress = Progress()
+        fetch = self._store.fetch_recorded(
+            inp.job_id, row["archive_size"], row["archive_sha256"], progress
+        )
+        base = await heartbeating(fetch, progress)
         async with self._pool.acquire() as conn, conn.transaction():
             locked = await conn.fetchrow(_LOCKED_ROW, inp.job_id)
             if locked["content_version"] != row["content_version"]:
                 # Replaced while the archive was read: start over from the new state.
                 raise ApplicationError("the log changed during aggregation", type="LogChanged")
             return await _merge(conn, locked, base)
-
-    async def _archived_base(self, job_id: int, row: asyncpg.Record) -> bytes:
-        """The purged log from its archive, only if it is the one that was verified."""
-        progress = Progress()
-        data = await heartbeating(self._store.fetch(job_id, progress), progress)
-        if data is None:
-            raise ApplicationError(
-                f"job {job_id}: the log was purged but {ArchiveStore.key(job_id)} is missing",
-                type="ArchiveMissing",
-            )
-        expected = (row["archive_size"], row["archive_sha256"])
-        if expected[1] is not None and (len(data), sha256_hex(data)) != expected:
-            raise ApplicationError(
-                f"job {job_id}: {ArchiveStore.key(job_id)} differs from the verified archive",
-                type="ArchiveMismatch",
-            )
-        return data
-
-
-def _purged(row: asyncpg.Record) -> bool:
-    return row["content"] is None and bool(row["purged"])
 
 
 async def _new_numbers(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[list[int], int]:
@@ -151,12 +135,11 @@ async def _new_numbers(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[l
 
 
 def _unchanged(row: asyncpg.Record, duplicates: int) -> AggregateResult:
-    has_content = row["content"] is not None or bool(row["purged"])
     size = row["content_bytes"] if row["content"] is not None else row["archive_size"]
     return AggregateResult(
         log_id=row["id"],
         content_version=row["content_version"],
-        has_content=has_content,
+        has_content=RowText.of(row).has_content,
         removed=row["removed"],
         size=size or 0,
         parts=len(row["part_numbers"]),
@@ -193,7 +176,7 @@ async def _merge(
         parts=len(merged.index.numbers),
         merged=len(parts),
         duplicates=duplicates,
-        from_archive=_purged(row),
+        from_archive=RowText.of(row).purged,
         verified_version=row["verified_version"],
         missing=missing_ranges(merged.index.numbers, row["final_number"]),
     )

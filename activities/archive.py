@@ -35,11 +35,12 @@ from travis_logs.archive_store import (
     StoredObject,
     sha256_hex,
 )
+from travis_logs.logrow import TEXT_COLUMNS, RowText
 from travis_logs.transfer import Progress
 
-_READ = """
+_READ = f"""
 SELECT id, content, content_version, cardinality(part_numbers) AS parts,
-       archive_version IS NULL AS unarchived, purged_at IS NOT NULL AS purged,
+       archive_version IS NULL AS unarchived, {TEXT_COLUMNS},
        archive_version, archive_size, archive_sha256
 FROM logs WHERE job_id = $1
 """
@@ -144,7 +145,7 @@ class ArchiveActivities:
 def _archive_is_the_log(row: asyncpg.Record) -> bool:
     """Purged after a verified archive of the current version: S3 holds the log."""
     return (
-        bool(row["purged"])
+        RowText.of(row).purged
         and row["archive_version"] == row["content_version"]
         and (row["archive_sha256"] is not None)
     )

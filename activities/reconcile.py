@@ -5,6 +5,8 @@ indexes: logs with content, logs with parts), so a pass costs the same on a tabl
 million done logs as on an empty one. Each page is classified (activities/reconcile_plan.py),
 the logs whose workflow is open are set aside, and the rest are started through an injected
 `LogFixer`, which starts a run only where none is open: running twice does nothing more.
+An open run whose log went silent without a final part (older than LOGS_FORCE_AFTER_S) is
+woken instead, to aggregate what it has: no run keeps a timer for that itself.
 `travis-logs reconcile` runs pages in a loop; the sweeper runs them as an activity.
 """
 
@@ -22,7 +24,8 @@ from prometheus_client import Counter, Gauge
 from temporalio import activity
 
 from activities.reconcile_models import SWEEP_PAGE, FixedLog, SweepPageInput, SweepPageResult
-from activities.reconcile_plan import Action, LogRow, Plan, classify
+from activities.reconcile_plan import Action, LogDbState, LogRow, Plan, classify
+from travis_logs.logrow import TEXT_COLUMNS, RowText
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ UNFINISHED_OLDEST = Gauge(
 
 # Logs that are not done: with content (not purged yet) or with stored parts. The two
 # branches are keyset scans of logs_with_content and log_parts_log_id_created_at.
-_CANDIDATES = """
+_CANDIDATES = f"""
 WITH ids AS (
     SELECT id FROM (
         (SELECT id FROM logs WHERE content IS NOT NULL AND id > $1 ORDER BY id LIMIT $2)
@@ -53,9 +56,9 @@ WITH ids AS (
         (SELECT DISTINCT log_id FROM log_parts WHERE log_id > $1 ORDER BY log_id LIMIT $2)
     ) u ORDER BY id LIMIT $2
 )
-SELECT l.id, l.job_id, l.content IS NOT NULL AS has_content, l.final_number,
+SELECT l.id, l.job_id, {TEXT_COLUMNS}, l.final_number,
        l.archived_at IS NOT NULL AS archived, coalesce(l.archive_verified, false) AS verified,
-       l.purged_at IS NOT NULL AS purged, p.parts, p.newest_age_s
+       p.parts, p.newest_age_s
 FROM ids JOIN logs l USING (id)
 LEFT JOIN LATERAL (
     SELECT count(*) AS parts, extract(epoch FROM now() - max(created_at))::float8 AS newest_age_s
@@ -80,6 +83,7 @@ ON CONFLICT (name) DO UPDATE SET last_id = EXCLUDED.last_id, updated_at = now()
 class Outcome(StrEnum):
     STARTED = "started"
     FORCED = "forced"
+    WOKEN = "woken"  # a run is open and its log went silent: asked to check and aggregate
     OPEN = "open"  # a run is open: it owns the log
     DONE = "done"  # nothing to do
     PLANNED = "planned"  # dry run: would have started it
@@ -97,6 +101,10 @@ class LogFixer(Protocol):
         """Start the job's workflow as `action` says; False when a run was open already."""
         ...
 
+    async def wake(self, job_id: int) -> bool:
+        """Ask the job's open run to read its log again (a force check); False: none open."""
+        ...
+
 
 @dataclass
 class Page:
@@ -110,13 +118,12 @@ def to_row(record: asyncpg.Record) -> LogRow:
     return LogRow(
         log_id=record["id"],
         job_id=record["job_id"],
-        has_content=record["has_content"],
+        text=RowText.of(record),
         parts=record["parts"] or 0,
         final_number=record["final_number"],
         newest_part_age_s=record["newest_age_s"],
         archived=record["archived"],
         archive_verified=record["verified"],
-        purged=record["purged"],
     )
 
 
@@ -158,12 +165,16 @@ class Reconciler:
 
         if plan.action is Action.NONE:
             return result(Outcome.DONE)
-        if is_open:
+        silent = plan.state is LogDbState.PARTS_ONLY and plan.action is Action.FORCE
+        if is_open and not silent:
             return result(Outcome.OPEN)
         if dry_run:
             return result(Outcome.PLANNED)
         async with self._slots:
             try:
+                if is_open:
+                    woken = await self._fixer.wake(row.job_id)
+                    return result(Outcome.WOKEN if woken else Outcome.OPEN)
                 fixed = await self._fixer.fix(row.job_id, plan.action)
             except Exception as err:  # one refused log must not stop the pass
                 log.warning(
@@ -201,7 +212,7 @@ class ReconcileActivities:
 
 
 def summarize(page: Page) -> SweepPageResult:
-    fixed = [i for i in page.items if i.outcome in (Outcome.STARTED, Outcome.FORCED)]
+    fixed = [i for i in page.items if i.outcome in (Outcome.STARTED, Outcome.FORCED, Outcome.WOKEN)]
     return SweepPageResult(
         scanned=len(page.items),
         wrapped=page.last_id is None,

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from travis_logs.logrow import RowText
+
 
 class LogDbState(StrEnum):
     """Where a log's row stands, in travis-logs' terms (reference §5-§7)."""
@@ -41,13 +43,12 @@ class LogRow:
 
     log_id: int
     job_id: int
-    has_content: bool
+    text: RowText
     parts: int = 0
     final_number: int | None = None
     newest_part_age_s: float | None = None  # database clock; None without parts
     archived: bool = False  # archived_at is set
     archive_verified: bool = False
-    purged: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ def state_of(row: LogRow) -> LogDbState:
         if row.final_number is not None:
             return LogDbState.FINAL_NOT_AGGREGATED
         return LogDbState.PARTS_ONLY
-    if not row.has_content:
-        return LogDbState.PURGED if row.purged else LogDbState.EMPTY
+    if not row.text.has_text:
+        return LogDbState.PURGED if row.text.purged else LogDbState.EMPTY
     if row.archive_verified:
         return LogDbState.VERIFIED_NOT_PURGED
     if row.archived:

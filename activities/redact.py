@@ -21,9 +21,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.merge import Merged, PartIndex, merge_unheld
 from activities.models import REDACT_LOG, RedactLogInput, RedactLogResult
-from travis_logs.archive_store import ArchiveStore, sha256_hex
+from travis_logs.archive_store import ArchiveStore
+from travis_logs.logrow import TEXT_COLUMNS, RowText
+from travis_logs.merge import Merged, PartIndex, merge_unheld
 from travis_logs.redaction import RangeError, mask
 from travis_logs.transfer import Progress
 
@@ -32,9 +33,9 @@ SELECT id, job_id, requested_by, reason, string_sha256, range_starts, range_ends
        content_version, error, (extract(epoch FROM applied_at) * 1000)::bigint AS applied_ms
 FROM log_redactions WHERE id = $1 AND job_id = $2 FOR UPDATE
 """
-_LOCKED_ROW = """
+_LOCKED_ROW = f"""
 SELECT id, content, content_version, part_numbers, part_sizes,
-       purged_at IS NOT NULL AS purged, archive_size, archive_sha256
+       {TEXT_COLUMNS}, archive_size, archive_sha256
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
 _PARTS = "SELECT number, content FROM log_parts WHERE log_id = $1"
@@ -100,10 +101,14 @@ class RedactActivities:
                 raise RangeError(f"job {inp.job_id} has no log")
             if req["applied_ms"] is not None:  # a retry after the commit
                 return _result(row["id"], req, req["content_version"] or row["content_version"])
-            if not _purged(row):
+            if not RowText.of(row).purged:
                 return await _apply(conn, req, row, (row["content"] or "").encode())
         # Purged: read the archive without holding the lock, then apply under it again.
-        base = await self._archived_base(inp.job_id, row)
+        progress = Progress()
+        fetch = self._store.fetch_recorded(
+            inp.job_id, row["archive_size"], row["archive_sha256"], progress
+        )
+        base = await heartbeating(fetch, progress)
         async with self._pool.acquire() as conn, conn.transaction():
             req = await _request(conn, inp)
             locked = await conn.fetchrow(_LOCKED_ROW, inp.job_id)
@@ -115,18 +120,6 @@ class RedactActivities:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(_DROP_REQUEST_RULES, inp.redaction_id)
             await conn.execute(_REFUSE, inp.redaction_id, error)
-
-    async def _archived_base(self, job_id: int, row: asyncpg.Record) -> bytes:
-        """The purged log from its archive, only if it is the one that was verified."""
-        progress = Progress()
-        data = await heartbeating(self._store.fetch(job_id, progress), progress)
-        expected = (row["archive_size"], row["archive_sha256"])
-        if data is None or (expected[1] is not None and (len(data), sha256_hex(data)) != expected):
-            raise ApplicationError(
-                f"job {job_id}: {ArchiveStore.key(job_id)} is missing or not the verified archive",
-                type="ArchiveMismatch",
-            )
-        return data
 
 
 async def _request(conn: asyncpg.Connection, inp: RedactLogInput) -> asyncpg.Record:
@@ -140,10 +133,6 @@ async def _request(conn: asyncpg.Connection, inp: RedactLogInput) -> asyncpg.Rec
     if req["error"]:
         raise ApplicationError(req["error"], type="RedactionRefused", non_retryable=True)
     return req
-
-
-def _purged(row: asyncpg.Record) -> bool:
-    return row["content"] is None and bool(row["purged"])
 
 
 async def _apply(

@@ -8,9 +8,11 @@ from typing import Any, Literal
 
 import asyncpg
 
+from travis_logs.logrow import TEXT_COLUMNS
+
 LOG_COLUMNS = (
     "id, job_id, content, removed_by, created_at, updated_at, aggregated_at, archived_at,"
-    " purged_at, removed_at, archiving, archive_verified"
+    f" purged_at, removed_at, archiving, archive_verified, {TEXT_COLUMNS}"
 )
 LogKey = Literal["job_id", "id"]
 

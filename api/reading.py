@@ -3,7 +3,7 @@
 A log's content is wherever it lives now: the parts while the log is hot, the `content`
 column once aggregated, the S3 archive once purged. Parts stored after aggregation (late,
 or re-sent) wait there for the quiet period and the merge; a read serves the log as that
-merge will leave it, by the same rule (`activities.merge.merge_unheld`): the stored parts
+merge will leave it, by the same rule (`travis_logs.merge.merge_unheld`): the stored parts
 whose numbers the content does not hold, spliced in by number. Nothing is written.
 """
 
@@ -17,12 +17,13 @@ from typing import Any
 
 import asyncpg
 
-from activities.merge import PartIndex, merge_unheld
 from api import queries
 from api.redactions import active_secrets
-from ingest.parts import clean
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.completeness import gap_offsets, is_complete, missing_ranges
+from travis_logs.logrow import RowText
+from travis_logs.merge import PartIndex, merge_unheld
+from travis_logs.parts import clean
 from travis_logs.redaction import mask
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ class ViewerLog:
 
 async def _base(archive: ArchiveStore, row: asyncpg.Record) -> bytes | None:
     """The log before its pending parts: its content, else its archive once purged."""
-    if row["content"] is not None:
+    text = RowText.of(row)
+    if text.has_text:
         return str(row["content"]).encode()
-    if row["purged_at"] is None:
+    if not text.purged:
         return None
     raw = await archive.fetch(row["job_id"])
     if raw is None:
@@ -194,7 +196,7 @@ async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> 
         row = await queries.log_row(conn, "job_id", job_id)
         if row is None:
             return ViewerLog(job_id)
-        live = row["aggregated_at"] is None and row["purged_at"] is None
+        live = RowText.of(row).live
         found = await queries.parts(conn, row["id"]) if live else []
         pending = Pending(PartIndex(), []) if live else await _pending(conn, row["id"])
         lifecycle = await queries.lifecycle(conn, row["id"])

@@ -15,8 +15,7 @@ import asyncpg
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from ingest.redacted import CHANNEL as REDACTIONS_CHANNEL
-from travis_logs.redaction import sha256_of
+from travis_logs.redaction import REDACTIONS_CHANNEL, sha256_of
 from travis_logs.settings import Settings
 from workflows.client import redact
 from workflows.models import RedactInput, RedactResult

@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ingest import parts
+from travis_logs import parts
 from travis_logs.errors import InvalidLogPart
 from travis_logs.parts import MAX_JOB_ID
 
 
 def _contract(rule: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """An `ingest.parts` field rule as a pydantic validator (the AMQP and HTTP contract)."""
+    """A `travis_logs.parts` field rule as a pydantic validator (the AMQP and HTTP contract)."""
 
     def validate(value: Any) -> Any:
         try:

@@ -9,8 +9,11 @@ opens the page of that one job. Both are HS256 JWTs (PyJWT) with the claims
     chan  "private" / "public"  exp   issue time + VIEWER_GRANT_TTL_S / VIEWER_SESSION_TTL_S
 
 `chan` is the PUSHER_PRIVATE_CHANNELS that issued it: a grant handed out by a public page
-opens nothing once channels are private. They are signed with VIEWER_SECRET (unset: a key
-derived from AUTH_TOKEN), so rotating that secret revokes every grant and cookie at once.
+opens nothing once channels are private. They are signed with a key derived from
+VIEWER_SECRET and nothing else: a public page hands a grant to every visitor, so a key that
+AUTH_TOKEN went into would let anyone with a grant test guesses of the token offline. Without
+VIEWER_SECRET no grant is issued (the viewer answers 500) and none is valid; rotating it
+revokes every grant and cookie at once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Literal
 
 import jwt
 
-from api.auth import configured_token, require_token
+from api.auth import require_token
+from api.errors import ApiError
 from travis_logs.settings import Settings
 
 VIEWER_COOKIE = "travis_logs_viewer"
@@ -31,11 +35,24 @@ GRANT: Use = "grant"
 SESSION: Use = "session"
 
 
-def _key(settings: Settings) -> bytes:
-    secret = settings.viewer_secret.get_secret_value() if settings.viewer_secret else ""
-    # Derived, so that neither AUTH_TOKEN nor VIEWER_SECRET itself signs anything a browser sees.
-    base = secret.strip() or configured_token(settings)
-    return hmac.new(base.encode(), b"travis-logs viewer", hashlib.sha256).digest()
+VIEWER_SECRET_NOT_SET = "VIEWER_SECRET is not set: the viewer signs its grants with it"
+
+
+def _key(settings: Settings) -> bytes | None:
+    """The signing key, derived from VIEWER_SECRET alone; None while it is unset."""
+    secret = settings.viewer_secret.get_secret_value().strip() if settings.viewer_secret else ""
+    if not secret:
+        return None
+    # Derived, so that VIEWER_SECRET itself signs nothing a browser sees.
+    return hmac.new(secret.encode(), b"travis-logs viewer", hashlib.sha256).digest()
+
+
+def require_secret(settings: Settings) -> bytes:
+    """The signing key; 500 naming VIEWER_SECRET when it is unset."""
+    key = _key(settings)
+    if key is None:
+        raise ApiError(500, VIEWER_SECRET_NOT_SET)
+    return key
 
 
 def channel_mode(settings: Settings) -> str:
@@ -56,17 +73,16 @@ def issue(settings: Settings, use: Use, job_id: int, now: float | None = None) -
         "iat": issued,
         "exp": issued + ttl(settings, use),
     }
-    return jwt.encode(claims, _key(settings), algorithm="HS256")
+    return jwt.encode(claims, require_secret(settings), algorithm="HS256")
 
 
 def valid(settings: Settings, use: Use, job_id: int, token: str | None) -> bool:
     """Whether `token` is an unexpired `use` for this job, issued in the current channel mode."""
-    if not token:
+    key = _key(settings)
+    if not token or key is None:
         return False
     try:
-        claims = jwt.decode(
-            token, _key(settings), algorithms=["HS256"], options={"require": ["exp", "sub"]}
-        )
+        claims = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
         return False
     wanted = {"sub": str(job_id), "use": use, "chan": channel_mode(settings)}

@@ -14,8 +14,7 @@ from temporalio.client import Client
 
 from api.auth import load_jwt_key
 from api.probes import BrokerProbe
-from ingest.assembly import assemble
-from ingest.intake import PartIntake
+from ingest.intake import PartIntake, assemble
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
 from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore

@@ -7,7 +7,7 @@ process. It prints:
 - history events, workflow tasks and search-attribute upserts per log, for a 10-part and a
   10,000-part log (targets: <= 25 events, the same for both; <= 3 upserts), against the
   bare workflow, and the Temporal Cloud billable actions those histories record
-  (workflows/billing.py);
+  (bench/billing.py; target <= 6);
 - complete lifecycles/s, final part to purged with quiet period 0, against a bare workflow
   of 4 no-op activities on the same server in the same run (target: ratio >= 1.0), and CPU
   per lifecycle of this process (worker, client), the Temporal server and the S3 stand-in,
@@ -46,16 +46,17 @@ with workflow.unsafe.imports_passed_through():
     import aioboto3
     import asyncpg
 
+    from bench.billing import BillableActions, billable_actions
+    from tests.helpers import with_database
     from travis_logs.archive_store import ArchiveStore
     from travis_logs.binaries import executable
     from travis_logs.checks import port_is_free, wait_for_port
-    from travis_logs.db import admin_dsn, create_pool, with_database
+    from travis_logs.db import admin_dsn, create_pool
     from travis_logs.migrate import migrate
     from travis_logs.s3 import s3_client
     from travis_logs.settings import Settings
     from travis_logs.temporal import DATA_CONVERTER
     from workers.temporal_worker import build_worker, lifecycle_activities
-    from workflows.billing import BillableActions, billable_actions
     from workflows.client import signal_parts
     from workflows.models import (
         SEARCH_ATTRIBUTES,
@@ -253,7 +254,7 @@ async def _all_taken_in(bench: Bench, jobs: list[int]) -> int:
 
 
 async def _taken_in(bench: Bench, job_id: int) -> bool:
-    """The run's first workflow task is done (it read the log's row and armed its timer);
+    """The run's first workflow task is done (it read the log's row: 6 events);
     True when the first look found it not done yet.
 
     LogState is `streaming` from the start already, so visibility cannot tell this.
@@ -265,7 +266,7 @@ async def _taken_in(bench: Bench, job_id: int) -> bool:
         nonlocal looks
         looks += 1
         described = await handle.describe()
-        return described.raw_description.workflow_execution_info.history_length >= 7
+        return described.raw_description.workflow_execution_info.history_length >= 6
 
     await _poll(waiting, 0.05)
     return looks > 1
@@ -447,6 +448,13 @@ async def run(logs: int, concurrency: int, events: bool) -> None:
             f"; final part to purged: {finishing}"
         )
         print(f"  CPU ms per bare workflow: {bare_cpu} (target: worker + Temporal <= bare)")
+        whole = opening + finishing
+        print(
+            f"  per lifecycle against the bare workflow: Temporal "
+            f"{whole.temporal / bare_cpu.temporal:.2f}x (target <= 0.5), worker "
+            f"{whole.own / bare_cpu.own:.2f}x (target <= 0.8); billable actions "
+            f"{small.actions.total} (target <= 6)"
+        )
         latencies = await purge_latency(bench, 10)
         print(
             f"final part to purged, idle, quiet period 0: median "

@@ -31,8 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.capacity import cpu_s, database, rss_mib
-from ingest.assembly import assemble
-from ingest.intake import PartIntake
+from ingest.intake import PartIntake, assemble
 from tests.helpers import free_port
 from travis_logs.binaries import executable
 from travis_logs.migrate import migrate

@@ -24,11 +24,10 @@ from prometheus_client import Counter, Histogram
 from pydantic_core import from_json
 
 from ingest.intake import PartIntake
-from ingest.parts import parse_message
 from ingest.topology import REASON_HEADER
 from travis_logs.backoff import backoff
 from travis_logs.errors import InvalidLogPart
-from travis_logs.parts import LogPart
+from travis_logs.parts import LogPart, parse_message
 from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)

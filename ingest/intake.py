@@ -17,6 +17,7 @@ from typing import Protocol
 
 import asyncpg
 from prometheus_client import Counter
+from temporalio.client import Client
 
 from ingest import outbox
 from ingest.outbox import PendingSignal, SignalSender
@@ -25,6 +26,7 @@ from ingest.transitions import KnownLog, transitions
 from travis_logs.backoff import backoff
 from travis_logs.parts import LogPart
 from travis_logs.redaction import mask_text
+from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -303,3 +305,26 @@ async def _mark_final(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> N
             finals[r["log_id"]] = max(r["number"], finals.get(r["log_id"], -1))
     if finals:
         await conn.execute(_MARK_FINAL, list(finals), list(finals.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """`PartIntake` and the collaborators an entry point also runs in the background (the
+    wiring the entry points inject; the API's one way into the ingest is this module)."""
+
+    pool: asyncpg.Pool
+    signals: SignalSender  # its outbox sweep
+    redacted: RedactedJobs  # its LISTEN for new redactions
+    parts: PartIntake
+
+
+def assemble(
+    pool: asyncpg.Pool, temporal: Client, settings: Settings, publisher: PartsPublisher
+) -> Intake:
+    """A `PartIntake` over these clients, with its own signal sender and redaction set."""
+    signals = SignalSender(pool, temporal, settings)
+    redacted = RedactedJobs()
+    parts = PartIntake(
+        pool, signals, publisher, redacted, store_attempts=settings.ingest_store_attempts
+    )
+    return Intake(pool, signals, redacted, parts)

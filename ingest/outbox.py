@@ -17,10 +17,10 @@ from datetime import timedelta
 
 import asyncpg
 from prometheus_client import Counter
+from stamina import retry_context
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from travis_logs.backoff import backoff
 from travis_logs.settings import Settings
 from workflows.client import signal_parts
 from workflows.models import PartRef, PartsSignal
@@ -147,39 +147,54 @@ class SignalSender:
                 return sent
 
     async def _send(self, signal: PartsSignal, patient: bool, raise_errors: bool) -> bool:
-        delays, attempt = backoff(0.05, MAX_BACKOFF_S), 0
-        while True:
-            attempt += 1
-            try:
-                async with self._slots:  # the timeout counts from the RPC, not the queue
-                    async with asyncio.timeout(self._settings.ingest_signal_timeout_s):
-                        await signal_parts(self._client, self._settings, signal)
-            except Exception as err:
-                if attempt >= self._settings.ingest_signal_attempts and not (
-                    patient and transient(err)
-                ):
-                    SIGNALS.labels("deferred").inc()
-                    log.error(
-                        "signal to job %d left in the outbox: %r",
-                        signal.job_id,
-                        err,
-                        extra={"job_id": signal.job_id},
-                    )
-                    if raise_errors:
-                        raise
-                    return False
-                SIGNALS.labels("retried").inc()
-                log.warning(
-                    "signal to job %d failed (attempt %d): %r",
-                    signal.job_id,
-                    attempt,
-                    err,
-                    extra={"job_id": signal.job_id},
-                )
-                await asyncio.sleep(next(delays))
-            else:
-                SIGNALS.labels("sent").inc()
-                return True
+        tries = 0
+
+        def again(err: BaseException) -> bool:
+            """Retry: within the attempts, or patient and Temporal's failure is transient."""
+            if not isinstance(err, Exception):  # cancelled: stop at once
+                return False
+            if tries >= self._settings.ingest_signal_attempts and not (patient and transient(err)):
+                return False
+            SIGNALS.labels("retried").inc()
+            log.warning(
+                "signal to job %d failed (attempt %d): %r",
+                signal.job_id,
+                tries,
+                err,
+                extra={"job_id": signal.job_id},
+            )
+            return True
+
+        try:
+            async for attempt in retry_context(
+                on=again,
+                attempts=None,
+                timeout=None,
+                wait_initial=0.05,
+                wait_max=MAX_BACKOFF_S,
+                wait_jitter=0.05,
+            ):
+                tries = attempt.num
+                with attempt:
+                    await self._send_once(signal)
+        except Exception as err:
+            SIGNALS.labels("deferred").inc()
+            log.error(
+                "signal to job %d left in the outbox: %r",
+                signal.job_id,
+                err,
+                extra={"job_id": signal.job_id},
+            )
+            if raise_errors:
+                raise
+            return False
+        SIGNALS.labels("sent").inc()
+        return True
+
+    async def _send_once(self, signal: PartsSignal) -> None:
+        async with self._slots:  # the timeout counts from the RPC, not the queue
+            async with asyncio.timeout(self._settings.ingest_signal_timeout_s):
+                await signal_parts(self._client, self._settings, signal)
 
     async def _forget(self, ids: list[int]) -> None:
         if not ids:

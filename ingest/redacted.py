@@ -16,12 +16,13 @@ import asyncio
 import logging
 
 import asyncpg
+from stamina import retry_context
 
-from travis_logs.backoff import backoff
+from travis_logs.redaction import REDACTIONS_CHANNEL
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "log_redactions"
+CHANNEL = REDACTIONS_CHANNEL
 _JOBS = "SELECT DISTINCT job_id FROM log_redaction_rules"
 
 
@@ -45,15 +46,14 @@ class RedactedJobs:
     async def watch(self, pool: asyncpg.Pool) -> None:
         """Listen for new redactions until cancelled, reconnecting after a lost connection."""
         self._watched = True
-        delays = backoff(0.1, 5.0)
-        while True:
-            try:
-                await self._listen(pool)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-                log.warning("redaction listener lost (%r); live pushes wait for the store", err)
-            finally:
-                self._listening = False
-            await asyncio.sleep(next(delays))
+        async for attempt in retry_context(
+            on=_lost, attempts=None, timeout=None, wait_max=5.0, wait_jitter=0.1
+        ):
+            with attempt:
+                try:
+                    await self._listen(pool)
+                finally:
+                    self._listening = False
 
     async def _listen(self, pool: asyncpg.Pool) -> None:
         lost = asyncio.Event()
@@ -72,3 +72,12 @@ class RedactedJobs:
             finally:
                 if not conn.is_closed():
                     await conn.remove_listener(CHANNEL, notified)
+        raise ConnectionError("the listening connection closed")
+
+
+def _lost(err: BaseException) -> bool:
+    """Listen again after a lost connection (anything else, a cancel included, ends `watch`)."""
+    if not isinstance(err, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
+        return False
+    log.warning("redaction listener lost (%r); live pushes wait for the store", err)
+    return True

@@ -18,13 +18,18 @@ import aioboto3
 import asyncpg
 import pytest
 import pytest_asyncio
-from moto.server import ThreadedMotoServer
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import free_port, open_store, start_dev_server, start_time_skipping_server
+from tests.helpers import (
+    free_port,
+    open_store,
+    start_dev_server,
+    start_time_skipping_server,
+    with_database,
+)
 from travis_logs.archive_store import ArchiveStore
-from travis_logs.db import admin_dsn, create_pool, with_database
+from travis_logs.db import admin_dsn, create_pool
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
 
@@ -34,6 +39,28 @@ _job_ids = itertools.count(int(uuid.uuid4().int % 10**6) * 1000 + 1)
 # moto and boto read credentials from the environment; moto accepts any.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+# The fixtures that start or reach a server; a test using any of them, directly or through
+# other fixtures, is marked `services`, and `make test-fast` (-m "not services") leaves it out.
+SERVICE_FIXTURES = frozenset(
+    {
+        "database_url",  # PostgreSQL
+        "amqp_url",  # RabbitMQ
+        "s3_endpoint",  # moto S3
+        "temporal_env",  # Temporal dev server
+        "time_skipping_env",  # Temporal test server
+        "pusher_port",  # the local Pusher server, with pusher-js from Node
+        "pusher_js",  # Node and pusher-js
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SERVICE_FIXTURES or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +134,8 @@ def amqp_url(defaults: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer  # imported here: the fast tier never needs it
+
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -156,6 +185,17 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
+
+
+# --- Node -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pusher_js() -> None:
+    """pusher-js in node_modules (installed when missing), for tests that run it under Node."""
+    from tests.pusher_support import ensure_pusher_js
+
+    ensure_pusher_js()
 
 
 # --- Settings for one test ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from pydantic import SecretStr
@@ -26,6 +27,11 @@ from travis_logs.temporal import DATA_CONVERTER
 from workflows.models import SEARCH_ATTRIBUTES
 
 T = TypeVar("T")
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server, another database."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 def free_port() -> int:

@@ -1,7 +1,7 @@
 """The S3 archive of job logs: `jobs/<job_id>/log.txt`, written conditionally, read back whole.
 
 Every object carries its content version, SHA-256 and part count as metadata, and is sent
-with its SHA-256 checksum so that S3 (AWS, MinIO) refuses a body damaged in transit. Writes
+with its SHA-256 checksum so that S3 (AWS, SeaweedFS) refuses a body damaged in transit. Writes
 are conditional (`If-None-Match: *` for a new object, `If-Match: <etag>` over the object last
 read) so that a stale writer cannot replace what another wrote meanwhile. Every request runs
 under a deadline (`TransferLimits`) and reports to an optional `Progress`.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
-from travis_logs.errors import ArchiveMismatch, LogsError
+from travis_logs.errors import ArchiveMismatch, ArchiveMissing, LogsError
 from travis_logs.settings import Settings
 from travis_logs.transfer import CountingBody, Progress, TransferLimits, deadline
 
@@ -203,6 +203,22 @@ class ArchiveStore:
                 data: bytes = await body.read()
         except FlexibleChecksumError as err:
             raise ArchiveMismatch(f"{self.key(job_id)} does not match its checksum") from err
+        return data
+
+    async def fetch_recorded(
+        self, job_id: int, size: int | None, sha256: str | None, progress: Progress | None = None
+    ) -> bytes:
+        """The archived log, only if it is the one recorded (size, SHA-256) when it was verified.
+
+        ArchiveMissing when there is no object, ArchiveMismatch when it differs from the record
+        or from S3's own checksum. Without a recorded SHA-256 (an adopted log that travis-logs
+        verified by size only) an object intact by S3's checksum is taken.
+        """
+        data = await self.fetch(job_id, progress)
+        if data is None:
+            raise ArchiveMissing(f"{self.key(job_id)} is missing")
+        if sha256 is not None and (len(data), sha256_hex(data)) != (size, sha256):
+            raise ArchiveMismatch(f"{self.key(job_id)} differs from the verified archive")
         return data
 
     async def delete(self, job_id: int, progress: Progress | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Exponential backoff for the retry loops of every process."""
+"""Doubling delays for the batch consumer's loops; a retry of one call uses stamina instead
+(`stamina.retry_context`: capped, jittered exponential backoff)."""
 
 from __future__ import annotations
 

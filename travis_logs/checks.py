@@ -7,6 +7,7 @@ import socket
 from urllib.parse import urlsplit
 
 import asyncpg
+from stamina import retry_context
 
 from travis_logs.db import redact
 from travis_logs.errors import ConfigError
@@ -66,18 +67,20 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 async def wait_for_port(host: str, port: int, what: str, timeout: float = 30) -> None:
     """Poll until something listens on host:port; ConfigError naming `what` after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            if loop.time() > deadline:
-                raise ConfigError(
-                    f"{what}: nothing listens on {host}:{port} after {timeout:.0f} s"
-                ) from None
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
+    try:
+        async for attempt in retry_context(
+            on=OSError,
+            attempts=None,
+            timeout=timeout,
+            wait_initial=0.1,
+            wait_max=1.0,
+            wait_jitter=0.1,
+        ):
+            with attempt:
+                _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        raise ConfigError(
+            f"{what}: nothing listens on {host}:{port} after {timeout:.0f} s"
+        ) from None
+    writer.close()
+    await writer.wait_closed()

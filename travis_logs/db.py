@@ -22,10 +22,6 @@ def admin_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(path="/postgres"))
 
 
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
 def redact(url: str) -> str:
     """The URL without its password, fit for an error message."""
     parts = urlsplit(url)

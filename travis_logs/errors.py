@@ -4,6 +4,7 @@ LogsError
  ├── ConfigError       a setting is missing, malformed or points at nothing
  ├── InvalidLogPart    a message that cannot be a log part (goes to the dead-letter queue)
  ├── ArchiveMismatch   the archived object differs from what was aggregated
+ ├── ArchiveMissing    a purged log's archive is not in S3
  └── S3Timeout         an S3 request did not finish within its deadline (retryable)
 """
 
@@ -28,6 +29,10 @@ class InvalidLogPart(LogsError):
 
 class ArchiveMismatch(LogsError):
     """The archived object's size or checksum differs from what was aggregated."""
+
+
+class ArchiveMissing(LogsError):
+    """A purged log's archive is not in S3: the log's text is nowhere."""
 
 
 class S3Timeout(LogsError):

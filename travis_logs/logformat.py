@@ -11,6 +11,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from stamina.instrumentation import set_on_retry_hooks
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -60,3 +62,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Each retry loop logs its retries with what it knows (the job, the attempt); stamina's
+    # own hooks would add a line without it, and a Prometheus counter labelled by retry
+    # number, which grows without bound for the loops that wait out an outage.
+    set_on_retry_hooks([])

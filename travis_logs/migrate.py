@@ -83,6 +83,12 @@ async def ensure_database(dsn: str) -> bool:
             await conn.execute(f'CREATE DATABASE "{name}"')
         except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
             return False  # another process created it meanwhile
+        except asyncpg.InsufficientPrivilegeError:
+            raise ConfigError(
+                f"DATABASE_URL: database {name} does not exist and its user may not create it;"
+                " create it as a superuser (deploy/postgres/roles.sql does, owned by the user"
+                " that migrates)"
+            ) from None
         return True
     finally:
         await conn.close()
@@ -98,6 +104,11 @@ async def migrate(dsn: str) -> list[str]:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         try:
             return await _apply_pending(conn)
+        except asyncpg.InsufficientPrivilegeError as err:
+            raise ConfigError(
+                f"DATABASE_URL: its user may not change the schema ({err}); run `travis-logs"
+                " migrate` as the database's owner, the processes as a user with row access"
+            ) from None
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     finally:

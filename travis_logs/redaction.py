@@ -14,6 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MASK = ord("*")
+# The PostgreSQL channel a new redaction request notifies (with its job id), in the
+# transaction that stores it; every ingest process listens on it.
+REDACTIONS_CHANNEL = "log_redactions"
 
 
 class RangeError(ValueError):
@@ -85,12 +88,3 @@ def mask_text(text: str, secrets: Sequence[str]) -> str:
     if not secrets or not any(s in text for s in secrets):
         return text
     return mask(text.encode(), secrets).body.decode()
-
-
-def slices(body: bytes, head: int, sizes: Sequence[int]) -> list[bytes]:
-    """The bytes of each indexed part in a log whose first `head` bytes precede the parts."""
-    out, at = [], head
-    for size in sizes:
-        out.append(body[at : at + size])
-        at += size
-    return out

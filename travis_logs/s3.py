@@ -1,4 +1,4 @@
-"""The S3 client that entry points build (AWS, MinIO or moto, by S3_ENDPOINT_URL)."""
+"""The S3 client that entry points build (AWS, SeaweedFS or moto, by S3_ENDPOINT_URL)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def s3_client(settings: Settings) -> AsyncIterator[S3Client]:
 
 
 async def ensure_bucket(settings: Settings) -> bool:
-    """Create S3_BUCKET where it does not exist yet (MinIO, a local S3); True when created."""
+    """Create S3_BUCKET where it does not exist yet (SeaweedFS, a local S3); True when created."""
     async with s3_client(settings) as s3:
         try:
             await s3.create_bucket(Bucket=settings.s3_bucket)

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AmqpDsn, Field, PostgresDsn, SecretStr, field_validator
+from pydantic import (
+    AmqpDsn,
+    Field,
+    PostgresDsn,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# AUTH_TOKEN and VIEWER_SECRET: anything shorter could be found by guessing, offline for
+# VIEWER_SECRET (every public viewer page hands out a grant signed with it).
+MIN_SECRET_CHARS = 32
+
+
+def _same_secret(one: SecretStr, other: SecretStr) -> bool:
+    mine = one.get_secret_value().strip()
+    return bool(mine) and mine == other.get_secret_value().strip()
 
 
 class Settings(BaseSettings):
@@ -65,6 +81,7 @@ class Settings(BaseSettings):
     # (the API's POST /pusher/existence); unset: it sends none.
     pusher_webhook_url: str | None = None
 
+    # travis-api's token; blank is the same as unset (token routes then answer 500).
     auth_token: SecretStr | None = None
     jwt_rsa_public_key: str | None = None
     port: int = Field(default=5555, ge=1, le=65535)
@@ -72,10 +89,14 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=8 << 20, ge=1)
 
     logs_quiet_period_s: float = Field(default=10, ge=0)
+    # A log without its final part is aggregated once its newest part is this old: the
+    # sweeper (SWEEPER_INTERVAL_S) looks for such logs, no timer waits in every run.
     logs_force_after_s: float = Field(default=10800, gt=0)
     logs_purge_delay_s: float = Field(default=0, ge=0)
-    # After purge a run stays open this long, so a late part is merged without a new run.
-    logs_grace_period_s: float = Field(default=60, ge=0)
+    # After purge a run may stay open this long, so a late part is merged without a new run.
+    # 0: it closes at once (a late part starts a new run, which reads the row first), which
+    # saves every log a timer and a workflow task.
+    logs_grace_period_s: float = Field(default=0, ge=0)
     # An incomplete log's run (part numbers missing) stays open this long instead, so the
     # missing part, when it comes, clears the `LogIncomplete` flag of the same run.
     logs_incomplete_grace_s: float = Field(default=10800, ge=0)
@@ -160,8 +181,9 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway_s: float = Field(default=30, ge=0)
-    # Signs viewer grants and cookies (unset: a key derived from AUTH_TOKEN); rotating it
-    # revokes every grant and cookie at once. Grants outlive the 3 h force timeout of a job.
+    # Signs viewer grants and cookies, and nothing else: the viewer page answers 500 while it
+    # is unset. Rotating it revokes every grant and cookie at once. Grants outlive the 3 h
+    # force timeout of a job.
     viewer_secret: SecretStr | None = None
     viewer_grant_ttl_s: int = Field(default=4 * 3600, ge=1)
     viewer_session_ttl_s: int = Field(default=8 * 3600, ge=1)
@@ -188,6 +210,28 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be digits only, as Pusher's app ids are (see the Pusher dashboard)"
             )
+        return value
+
+    @field_validator("auth_token", "viewer_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        length = len(value.get_secret_value().strip()) if value is not None else 0
+        if 0 < length < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_CHARS} characters, e.g. the output of "
+                "`openssl rand -base64 32`"
+            )
+        return value
+
+    @field_validator("viewer_secret")
+    @classmethod
+    def _viewer_secret_is_its_own(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        token = info.data.get("auth_token")
+        if value is not None and token is not None and _same_secret(value, token):
+            # Every visitor holds a grant signed with it: it must not open travis-api's routes.
+            raise ValueError("must differ from AUTH_TOKEN")
         return value
 
     @property

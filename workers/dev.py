@@ -15,7 +15,7 @@ from travis_logs.migrate import migrate
 from travis_logs.s3 import ensure_bucket
 from travis_logs.settings import Settings
 from workers import devstack
-from workers.devsecrets import DevCredentials, auth_token, load_or_create
+from workers.devsecrets import DevCredentials, auth_token, load_or_create, viewer_secret
 from workers.signals import on_stop_signal
 from workers.supervisor import ProcessSpec, Supervisor
 
@@ -58,6 +58,7 @@ def child_env(settings: Settings, made: DevCredentials) -> dict[str, str]:
     env["TEMPORAL_ADDRESS"] = settings.temporal_address
     env["S3_ENDPOINT_URL"] = s3_endpoint(settings)
     env["AUTH_TOKEN"] = auth_token(settings, made)
+    env["VIEWER_SECRET"] = viewer_secret(settings, made)
     if settings.pusher_key is None:  # no Pusher configured: use the local Pusher-protocol server
         env.update(
             PUSHER_APP_ID=made.pusher_app_id,

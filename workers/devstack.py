@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from stamina import retry_context
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -92,17 +91,23 @@ def s3_spec(settings: Settings, data_dir: Path) -> ProcessSpec:
 
 
 async def wait_for_temporal(settings: Settings, timeout: float = 30) -> Client:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await connect(settings)
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise ConfigError(
-                    f"TEMPORAL_ADDRESS: the dev server did not answer on "
-                    f"{settings.temporal_address} within {timeout:.0f} s; see .data/temporal.log"
-                ) from None
-            await asyncio.sleep(0.2)
+    try:
+        async for attempt in retry_context(
+            on=RuntimeError,
+            attempts=None,
+            timeout=timeout,
+            wait_initial=0.2,
+            wait_max=1.0,
+            wait_jitter=0.2,
+        ):
+            with attempt:
+                return await connect(settings)
+    except RuntimeError:
+        pass
+    raise ConfigError(
+        f"TEMPORAL_ADDRESS: the dev server did not answer on "
+        f"{settings.temporal_address} within {timeout:.0f} s; see .data/temporal.log"
+    )
 
 
 async def register_search_attributes(client: Client) -> list[str]:

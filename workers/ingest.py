@@ -10,9 +10,9 @@ import logging
 import aio_pika
 from prometheus_client import start_http_server
 
-from ingest.assembly import Intake, assemble
 from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
+from ingest.intake import Intake, assemble
 from ingest.outbox import SignalSender
 from ingest.subscription import Subscription
 from ingest.topology import dead_letter_names, declare

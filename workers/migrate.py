@@ -7,8 +7,8 @@ import asyncio
 import logging
 
 from botocore.exceptions import EndpointConnectionError
+from stamina import retry_context
 
-from travis_logs.backoff import backoff
 from travis_logs.checks import check_postgres
 from travis_logs.errors import ConfigError
 from travis_logs.migrate import migrate
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--create-bucket",
         action="store_true",
-        help="also create S3_BUCKET when it does not exist (MinIO or another fresh S3)",
+        help="also create S3_BUCKET when it does not exist (SeaweedFS or another fresh S3)",
     )
 
 
@@ -34,17 +34,16 @@ async def run(settings: Settings) -> list[str]:
 
 async def create_bucket(settings: Settings, wait_s: float = 60) -> None:
     """Create the bucket, waiting for an S3 that is still starting (compose starts both)."""
-    deadline = asyncio.get_running_loop().time() + wait_s
-    for delay in backoff(0.5, 5):
-        try:
-            created = await ensure_bucket(settings)
-        except (OSError, EndpointConnectionError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise ConfigError(f"S3_ENDPOINT_URL: no S3 answers within {wait_s:.0f} s") from None
-            await asyncio.sleep(delay)
-        else:
-            log.info("bucket %s %s", settings.s3_bucket, "created" if created else "exists")
-            return
+    down = (OSError, EndpointConnectionError)
+    try:
+        async for attempt in retry_context(
+            on=down, attempts=None, timeout=wait_s, wait_initial=0.5, wait_max=5.0
+        ):
+            with attempt:
+                created = await ensure_bucket(settings)
+    except down:
+        raise ConfigError(f"S3_ENDPOINT_URL: no S3 answers within {wait_s:.0f} s") from None
+    log.info("bucket %s %s", settings.s3_bucket, "created" if created else "exists")
 
 
 def main(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,6 +22,7 @@ from activities.models import RedactionRecord
 from activities.reconcile import to_row
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
+from travis_logs.logrow import TEXT_COLUMNS
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 from travis_logs.temporal import connect
@@ -31,10 +32,10 @@ from workflows.operations import WorkflowView, workflow_view
 
 EXIT = {Level.OK: 0, Level.ATTENTION: 1, Level.MISSING: 3}
 
-_ROW = """
-SELECT l.id, l.job_id, l.content IS NOT NULL AS has_content, octet_length(l.content) AS bytes,
+_ROW = f"""
+SELECT l.id, l.job_id, {TEXT_COLUMNS}, octet_length(l.content) AS bytes,
        l.final_number, l.content_version, l.archived_at IS NOT NULL AS archived,
-       coalesce(l.archive_verified, false) AS verified, l.purged_at IS NOT NULL AS purged,
+       coalesce(l.archive_verified, false) AS verified,
        l.aggregated_at, l.archived_at, l.purged_at, l.archive_version, l.archive_size,
        l.archive_sha256, l.removed_by, p.parts, p.newest_age_s
 FROM logs l

@@ -51,7 +51,6 @@ from travis_logs.settings import Settings
 from travis_logs.temporal import connect, metrics_runtime
 from workers.signals import run_until_stopped
 from workflows.log_workflow import LogWorkflow
-from workflows.metrics_interceptor import LifecycleMetricsInterceptor
 from workflows.reconcile import TemporalFixer
 from workflows.schedule import ensure_sweeper_schedule
 from workflows.sweeper import SweeperWorkflow
@@ -175,8 +174,7 @@ def build_worker(
         task_queue=settings.temporal_task_queue,
         workflows=[LogWorkflow, SweeperWorkflow],
         activities=activities,
-        # Lifecycle histograms from LogWorkflow's signals and activity results.
-        interceptors=[LifecycleMetricsInterceptor(), *interceptors],
+        interceptors=interceptors,
         # Every open log is a cached workflow; an evicted one replays its history per task.
         max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_activities=settings.worker_max_concurrent_activities,

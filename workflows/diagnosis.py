@@ -40,7 +40,7 @@ def _running(s: LogWorkflowState, job_id: int) -> Verdict:
     state, err = s.state, f" ({s.stats.last_error})" if s.stats.last_error else ""
     lines = {
         LogState.STREAMING: f"{state}: parts arriving ({s.stats.parts_signalled} signalled), "
-        "waiting for the final part or the force timeout",
+        "waiting for the final part (or the sweeper's force check)",
         LogState.QUIET: f"{state}: final part {s.final_number} stored, aggregating once the "
         "quiet period has passed",
         LogState.REARCHIVE_BACKOFF: f"{state}: verification failed{err}, archiving again "
@@ -49,7 +49,7 @@ def _running(s: LogWorkflowState, job_id: int) -> Verdict:
         f"attempts{err}; the log stays in the database until `travis-logs rearchive {job_id}`",
         LogState.ARCHIVED: f"{state}: archive verified, purging after the purge delay",
         LogState.DONE: f"{state}: purged, the verified archive holds the log "
-        "(the run stays open for late parts)",
+        "(the run stays open only while parts are missing)",
     }
     line = lines.get(
         state, f"{state}: the pipeline is running (archive attempt {s.stats.archive_attempts}){err}"

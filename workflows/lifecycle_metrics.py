@@ -5,11 +5,13 @@ one value per log and phase however often a worker replays it. The worker export
 the SDK's own metrics on TEMPORAL_METRICS_PORT (`travis_logs.temporal.metrics_runtime`),
 durations in seconds. Call only from workflow code (outside it there is no meter).
 
+LogWorkflow calls it where each milestone and verdict happens, so the metrics cannot
+disagree with the state machine: every archive attempt (refused ones too), every mismatch
+(a failed read-back, a refused archive or purge), every entry into verify_failed.
 Durations count from the moment the run learnt of the final part (or, for the first part,
 from the run's start; not recorded for a run that continued another). A continue-as-new
 starts a fresh `LifecycleMetrics`, so a log that continues as new mid-pipeline reports its
-later phases from the new run's start. `workflows/metrics_interceptor.py` records them for
-LogWorkflow from its signals and activity results.
+later phases from the new run's start.
 """
 
 from __future__ import annotations
@@ -49,10 +51,19 @@ class LifecycleMetrics:
         self._first_seen = info.continued_run_id is not None
         self._final_at: datetime | None = None
         self._recorded: set[Phase] = set()
+        self._attempts = 0
 
-    def reset(self) -> None:
-        """After purge: a late part starts another round of phases in the same run."""
-        self._final_at, self._recorded = None, set()
+    def attempted(self) -> None:
+        """An archive attempt started (whatever comes of it)."""
+        self._attempts += 1
+
+    def purged(self) -> None:
+        """The log is purged: its phase, its archive attempts; a late part starts over."""
+        self.phase(Phase.PURGED)
+        workflow.metric_meter().create_histogram(
+            ARCHIVE_ATTEMPTS, "Archive attempts until the archive verified, per log."
+        ).record(self._attempts)
+        self._final_at, self._recorded, self._attempts = None, set(), 0
 
     def part(self, *, final: bool) -> None:
         """A part signal was taken (call from the `parts` signal handler)."""
@@ -76,14 +87,8 @@ class LifecycleMetrics:
             phase.value, f"From the final part to {phase.name.lower()}.", "duration"
         ).record(workflow.now() - since)
 
-    def archive_attempts(self, attempts: int) -> None:
-        """At purge: how many archives this log took until one verified."""
-        workflow.metric_meter().create_histogram(
-            ARCHIVE_ATTEMPTS, "Archive attempts until the archive verified, per log."
-        ).record(attempts)
-
     def verify_failure(self) -> None:
-        """A read-back did not match what was archived."""
+        """A read-back did not match what was archived, or the archive or purge was refused."""
         workflow.metric_meter().create_counter(
             VERIFY_FAILURES, "Verifications whose read-back did not match."
         ).add(1)

@@ -3,32 +3,40 @@
 `run` is one loop over `Phase`; each phase method returns the next, and the phase is part
 of the state, so a run that continued as new resumes where it was. Every change to the
 state is a function in workflows/state.py; every activity call is a wrapper in
-workflows/steps.py; every wait goes through `_wait`, the one place that continues as new.
+workflows/log_activities.py, made under the workflow's lock; every wait goes through
+`_wait`, the one place that continues as new.
 
 ```mermaid
 stateDiagram-v2
     [*] --> LOAD: first part (signal-with-start) or PUT (update-with-start)
     LOAD --> WAIT: log row read (final number, archive, newest part's age)
-    WAIT --> SETTLE: final part + quiet period passed / force timeout, parts left / request
-    WAIT --> CLOSE: force timeout, every stored part already in the content
+    WAIT --> SETTLE: final part + quiet period passed / sweeper, parts left / request
+    WAIT --> CLOSE: sweeper, every stored part already in the content
     SETTLE --> WAIT: a part or request came in (window 1: during aggregate/upload)
     SETTLE --> HOLD: verify failed max times (verify_failed, never purged)
     SETTLE --> LINGER: purged (done), or cleared / removed
     HOLD --> WAIT: new part or rearchive
-    LINGER --> WAIT: late part in the grace window (window 2: after purge, run open)
-    LINGER --> CLOSE: grace window passed
+    LINGER --> WAIT: a part arrived in the purge's workflow task (window 2)
+    LINGER --> CLOSE: at once; an incomplete log after its grace window
     CLOSE --> WAIT: part or request while update handlers finish
     CLOSE --> [*]
     note right of LOAD: window 3, after the run closed: a new run reads the row first
 ```
 
-Steps shown while settling: aggregating, archiving, verifying, rearchive_backoff (a
-mismatch: archive again after a doubling backoff), archived (purge delay), purging.
-Verify and purge are local activities in the task that took the upload's result: a part
-arriving meanwhile is seen in LINGER (window 2). A re-archive of a purged log reads its
-archive back against the recorded checksum: the archive is the only copy, so it is never
-rewritten from itself (activities/archive.py). Empty logs are archived as empty objects (see
-activities/archive.py).
+The happy path is three workflow tasks: the start (read the row), the final part's signal
+(arm the quiet timer), and the quiet timer's firing, in which aggregate, upload, verify and
+purge run as local activities one after the other. The upload's first attempt is local;
+when it fails it goes on as a regular, heartbeating activity (`archiving`), whose attempts
+and last error the UI shows. A part that arrives during that last task is delivered when
+the task completes: the run's completion is refused, and the part is merged by the same run
+(window 2). No timer waits for silent logs: the sweeper (workflows/reconcile.py)
+signals `force_check` to the runs whose newest part is older than LOGS_FORCE_AFTER_S.
+
+Steps shown while settling: aggregating, uploading, archiving (the upload retrying),
+verifying, rearchive_backoff (a mismatch: archive again after a doubling backoff), archived
+(purge delay), purging. A re-archive of a purged log reads its archive back against the
+recorded checksum: the archive is the only copy, so it is never rewritten from itself
+(activities/archive.py). Empty logs are archived as empty objects (see activities/archive.py).
 """
 
 from __future__ import annotations
@@ -38,19 +46,24 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import Enum
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 # Passed through: imported once per worker, not re-imported by the sandbox for every run
 # (that costs milliseconds per log). They keep no state of their own at module level.
 with workflow.unsafe.imports_passed_through():
-    from activities.models import AggregateResult, ReplaceResult
+    from activities.models import AggregateResult, ArchiveResult
     from workflows import state as st
+    from workflows.lifecycle_metrics import LifecycleMetrics
+    from workflows.lifecycle_metrics import Phase as Milestone
+    from workflows.log_activities import LogActivities
     from workflows.models import (
         QUERY_STATUS,
+        SIGNAL_FORCE_CHECK,
         SIGNAL_PARTS,
         UPDATE_FORCE_AGGREGATE,
         UPDATE_REARCHIVE,
@@ -58,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_REPLACE,
         WORKFLOW_TYPE,
         ForceAggregateInput,
+        ForceCheckSignal,
         LifecycleResult,
         LogState,
         LogWorkflowInput,
@@ -73,8 +87,9 @@ with workflow.unsafe.imports_passed_through():
         Ticket,
         Trigger,
     )
-    from workflows.steps import Steps
     from workflows.visibility import Visibility
+
+R = TypeVar("R")
 
 # How long an update waits for the pipeline before answering with where it stands.
 UPDATE_WAIT = timedelta(seconds=20)
@@ -99,6 +114,22 @@ def _now_ms() -> int:
     return int(workflow.now().timestamp() * 1000)
 
 
+# How a failed activity surfaces: a local activity's failure may come unwrapped.
+FAILED = (ActivityError, ApplicationError, ActivityTimeout)
+
+
+def _cause(err: FailureError) -> FailureError:
+    """The activity's own failure, without the ActivityError around it."""
+    inner = err.cause if isinstance(err, ActivityError) else None
+    return inner if isinstance(inner, FailureError) else err
+
+
+def _refused(err: FailureError) -> bool:
+    """The activity refused for good (e.g. S3 holds a newer version): no retry helps."""
+    cause = _cause(err)
+    return isinstance(cause, ApplicationError) and cause.non_retryable
+
+
 # Unsandboxed: the sandbox costs every run a fresh module environment and every signal a
 # slower payload decode (a storm of resent parts then overruns the 2 s deadlock check).
 # What it guards against is guarded here by the import contract (workflow modules import
@@ -113,9 +144,11 @@ class LogWorkflow:
         self._t = inp.timings
         self._s = inp.state or LogWorkflowState(last_part_at_ms=_now_ms())
         self._signals = 0  # this run's; the server refuses the 10,001st
-        self._lapsing: tuple[int, asyncio.Future[None]] | None = None  # (fires at, timer)
-        self._shown = Visibility(inp.job_id, self._s)
-        self._steps = Steps(inp.job_id, inp.timings)
+        self._shown = Visibility(inp.job_id)
+        self._metrics = LifecycleMetrics()
+        self._activities = LogActivities(inp.job_id, inp.timings)
+        # One activity on the log at a time: the pipeline's, or an update handler's.
+        self._lock = asyncio.Lock()
         self._phases: dict[Phase, Callable[[], Awaitable[Phase]]] = {
             Phase.LOAD: self._load,
             Phase.WAIT: self._wait_due,
@@ -137,6 +170,14 @@ class LogWorkflow:
         now_ms = _now_ms()
         st.on_parts(self._s, signal.refs, now_ms)
         st.on_part_milestones(self._s, signal.refs, now_ms)
+        self._metrics.part(final=any(ref.final for ref in signal.refs))
+
+    @workflow.signal(name=SIGNAL_FORCE_CHECK)
+    def force_check(self, signal: ForceCheckSignal) -> None:
+        """The sweeper found the log silent: read its row and decide (WAIT only)."""
+        self._signals += 1
+        if signal.job_id == self._job_id:
+            st.on_force_wake(self._s)
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> LogWorkflowState:
@@ -147,16 +188,16 @@ class LogWorkflow:
     async def replace_content(self, inp: ReplaceContentInput) -> ReplaceContentResult:
         """PUT /logs/:job_id: replace (or clear) the content; answers once it is archived."""
         await workflow.wait_condition(self._loaded)
-        tickets: list[Ticket] = []
-
-        def replaced(done: ReplaceResult) -> None:
-            tickets.append(st.on_replaced(self._s, done))
+        async with self._lock:  # no archive may slip in between the replace and the removal
+            done = await self._activities.replace(inp)
+            st.on_replaced(self._s, done)
             st.on_milestone(self._s, "replaced", _now_ms())
-
-        done = await self._steps.replace(inp, replaced)
+            ticket = st.newest_ticket(self._s)
+            if inp.clears:
+                await self._activities.remove_archive(done.content_version)
         if inp.clears:
             return ReplaceContentResult(done.log_id, archived=False)
-        await self._answer(tickets[0], "wait for the new content's archive")
+        await self._answer(ticket, "wait for the new content's archive")
         return ReplaceContentResult(done.log_id, st.is_verified(self._s, done.content_version))
 
     @replace_content.validator
@@ -189,9 +230,11 @@ class LogWorkflow:
     async def redact(self, inp: RedactInput) -> RedactResult:
         """Mask leaked secrets; answers once the redacted version is archived and verified."""
         await workflow.wait_condition(self._loaded)
-        done = await self._steps.redact(inp.redaction_id)
-        ticket = st.on_redacted(self._s, inp.redaction_id, done)
-        served = ticket is None or await self._answer(ticket, "wait for the redacted archive")
+        done = await self._locked(self._activities.redact(inp.redaction_id))
+        st.on_redacted(self._s, inp.redaction_id, done)
+        served = not done.changed or await self._answer(
+            st.newest_ticket(self._s), "wait for the redacted archive"
+        )
         archived = st.is_verified(self._s, done.content_version)
         return RedactResult(
             inp.redaction_id, done.occurrences, done.changed, done.content_version, archived, served
@@ -204,8 +247,8 @@ class LogWorkflow:
     async def _request(self, kind: RequestKind, summary: str) -> LifecycleResult:
         """Queue a request and answer when the round that took it has finished."""
         await workflow.wait_condition(self._loaded)
-        ticket = st.request(self._s, kind)
-        served = await self._answer(ticket, summary)
+        st.request(self._s, kind)
+        served = await self._answer(st.newest_ticket(self._s), summary)
         s = self._s
         archived = s.content_version > 0 and st.is_verified(s, s.content_version)
         return LifecycleResult(s.state, s.content_version, archived, served)
@@ -232,59 +275,64 @@ class LogWorkflow:
 
     async def _load(self) -> Phase:
         """A fresh run reads the log first: a late part must not wait hours for a final."""
-        snapshot = await self._steps.inspect("read the log's state from the database")
+        snapshot = await self._locked(
+            self._activities.inspect("read the log's state from the database")
+        )
         st.adopt(self._s, snapshot, _now_ms())
         return Phase.WAIT
 
     async def _wait_due(self) -> Phase:
-        """Wait for the final part (or the force timeout, or a request), then the quiet period."""
+        """Wait for the final part (or a request, or the sweeper), then the quiet period."""
         s = self._s
         while not st.requested(s):
             if s.final_number is not None:
                 return await self._quiet()
-            self._shown.show(LogState.DONE if s.purged else LogState.STREAMING)
-            if (
-                await self._wait(
-                    lambda: s.final_number is not None or st.requested(s),
-                    "force timeout",
-                    lambda: st.deadline_ms(s, self._t.force_after_ms),
-                    lapse=True,
-                )
-                is Wake.READY
-            ):
+            if s.force_check:
+                verdict = await self._force_check()
+                if verdict is st.ForceVerdict.AGGREGATE:
+                    return self._due(Trigger.FORCE_TIMEOUT)
+                if verdict is st.ForceVerdict.NOTHING_LEFT:
+                    st.on_nothing_left(s)
+                    return Phase.CLOSE
                 continue
-            snapshot = await self._steps.inspect("force timeout: read the newest part's age")
-            verdict = st.on_force_check(s, snapshot, _now_ms(), self._t.force_after_ms)
-            if verdict is st.ForceVerdict.AGGREGATE:
-                return st.due(s, Trigger.FORCE_TIMEOUT)
-            if verdict is st.ForceVerdict.NOTHING_LEFT:
-                return Phase.CLOSE
-        return st.due(s, Trigger.REQUEST)
+            self._step(LogState.DONE if s.purged else LogState.STREAMING)
+            await self._wait(
+                lambda: s.final_number is not None or st.requested(s) or s.force_check,
+                "wait for the final part",
+            )
+        return self._due(Trigger.REQUEST)
+
+    async def _force_check(self) -> st.ForceVerdict:
+        """The sweeper's wake: the log's row, read again, says whether it went silent."""
+        summary = "force check: read the newest part's age"
+        snapshot = await self._locked(self._activities.inspect(summary))
+        st.on_force_check(self._s, snapshot, _now_ms())
+        return st.force_verdict(self._s, snapshot, self._t.force_after_ms)
 
     async def _quiet(self) -> Phase:
         """The final part is known: the quiet period, which a later part moves."""
         s = self._s
-
-        def quiet_end() -> int:
-            return st.deadline_ms(s, self._t.quiet_period_ms)
-
-        # Whether to wait is decided without the clock: right after a local activity (the
-        # LOAD read) `workflow.now()` can differ between the first run and a replay (the
-        # result may land in the next workflow task), so a branch on it could issue other
-        # commands on replay. With a quiet period there is always its timer, at least 1 ms.
         if self._t.quiet_period_ms > 0:
-            self._shown.show(LogState.QUIET)
-            await self._wait(lambda: st.requested(s), "quiet period", quiet_end, timer=True)
-        return st.due(s, Trigger.REQUEST if st.requested(s) else Trigger.FINAL_PART)
+            self._step(LogState.QUIET)
+            quiet = self._t.quiet_period_ms
+            await self._wait(
+                lambda: st.requested(s), "quiet period", lambda: st.deadline_ms(s, quiet)
+            )
+        return self._due(Trigger.REQUEST if st.requested(s) else Trigger.FINAL_PART)
+
+    def _due(self, trigger: Trigger) -> Phase:
+        st.on_due(self._s, trigger)
+        return Phase.SETTLE
 
     async def _settle(self) -> Phase:
         """Aggregate, archive until verified, purge; back to WAIT when the log changed."""
         s = self._s
         revision = s.revision
-        rewrite = st.take_requests(s)
+        st.take_requests(s)
+        rewrite = st.rewrite_taken(s)
         aggregated = await self._aggregate()
         if not aggregated.has_content:
-            self._shown.show(LogState.REMOVED if aggregated.removed else LogState.CLEARED)
+            self._step(LogState.REMOVED if aggregated.removed else LogState.CLEARED)
             st.serve(s)
             return self._settled(revision)
         verdict = await self._ensure_archived(aggregated, revision, rewrite)
@@ -293,7 +341,8 @@ class LogWorkflow:
             return Phase.WAIT
         st.serve(s)
         if verdict is Archived.FAILED:
-            self._shown.show(LogState.VERIFY_FAILED)
+            self._metrics.gave_up()
+            self._step(LogState.VERIFY_FAILED)
             return Phase.HOLD
         if st.changed(s, revision) or not await self._purge_delay(revision):
             return Phase.WAIT
@@ -309,59 +358,80 @@ class LogWorkflow:
         return Phase.LINGER
 
     async def _aggregate(self) -> AggregateResult:
-        self._shown.show(LogState.AGGREGATING)
-        result = await self._steps.aggregate(
-            from_archive=self._s.purged,
-            summary=f"aggregate: merge new parts into content v{self._s.content_version}",
+        self._step(LogState.AGGREGATING)
+        summary = f"aggregate: merge new parts into content v{self._s.content_version}"
+        result = await self._locked(
+            self._activities.aggregate(from_archive=self._s.purged, summary=summary)
         )
         st.on_aggregated(self._s, result)
         st.on_milestone(self._s, "aggregated", _now_ms())
-        self._shown.flag_incomplete(st.on_completeness(self._s, result))
+        self._metrics.phase(Milestone.AGGREGATED)
+        st.on_completeness(self._s, result)
+        self._shown.flag_incomplete(self._s)
         return result
 
     async def _ensure_archived(
         self, aggregated: AggregateResult, revision: int, rewrite: bool
     ) -> Archived:
         """Archive and verify, again after a doubling backoff on a mismatch, up to the limit."""
-        s = self._s
+        s, most = self._s, self._t.max_archive_attempts
         if not rewrite and s.verified_version == aggregated.content_version:
             return Archived.VERIFIED
-        while s.mismatches < self._t.max_archive_attempts:
+        while not st.gave_up(s, most):
             if await self._archive_once(rewrite or s.mismatches > 0):
                 return Archived.VERIFIED
             if s.revision != revision:
                 return Archived.STALE
-            if s.mismatches < self._t.max_archive_attempts:
+            if not st.gave_up(s, most):
                 await self._backoff()
         return Archived.FAILED
 
     async def _archive_once(self, rewrite: bool) -> bool:
         """One archive and read-back; False (a mismatch recorded) when it does not match."""
         s = self._s
-        attempt = st.on_archive_started(s)
-        self._shown.show(LogState.ARCHIVING)
+        st.on_archive_started(s)
+        self._metrics.attempted()
+        attempt = s.stats.archive_attempts
         try:
-            archived = await self._steps.archive(
-                rewrite=rewrite, summary=f"archive #{attempt}: upload v{s.content_version} to S3"
-            )
-        except ActivityError as err:  # refused for good, e.g. S3 holds a newer version
-            st.on_mismatch(s, str(err.cause or err))
+            archived = await self._upload(rewrite, attempt)
+        except FAILED as err:  # refused for good, e.g. S3 holds a newer version
+            self._mismatch(str(_cause(err)))
             return False
         st.on_milestone(s, "archived", _now_ms())
-        self._shown.show(LogState.VERIFYING)
-        verified = await self._steps.verify(
-            archived, f"verify #{attempt}: read back, compare size and SHA-256"
-        )
+        self._metrics.phase(Milestone.ARCHIVED)
+        self._step(LogState.VERIFYING)
+        summary = f"verify #{attempt}: read back, compare size and SHA-256"
+        verified = await self._locked(self._activities.verify(archived, summary))
         if not verified.verified:
-            st.on_mismatch(s, f"archive #{attempt}: {verified.reason}")
+            self._mismatch(f"archive #{attempt}: {verified.reason}")
             return False
         st.on_verified(s, archived.content_version, _now_ms(), self._t.purge_delay_ms)
         st.on_milestone(s, "verified", _now_ms())
+        self._metrics.phase(Milestone.VERIFIED)
         return True
+
+    async def _upload(self, rewrite: bool, attempt: int) -> ArchiveResult:
+        """The first attempt in this workflow task; when it fails, on as an activity that
+        retries, heartbeats and shows its attempts and error. A refusal ends it either way."""
+        summary = f"archive #{attempt}: upload v{self._s.content_version} to S3"
+        self._step(LogState.UPLOADING)
+        async with self._lock:
+            try:
+                return await self._activities.upload(rewrite=rewrite, summary=summary)
+            except FAILED as err:
+                if _refused(err):
+                    raise
+                st.on_upload_failed(self._s, str(_cause(err)))
+            self._step(LogState.ARCHIVING)
+            return await self._activities.archive(rewrite=rewrite, summary=f"{summary}, again")
+
+    def _mismatch(self, error: str) -> None:
+        st.on_mismatch(self._s, error)
+        self._metrics.verify_failure()
 
     async def _backoff(self) -> None:
         """Wait before archiving again: the backoff doubles with every mismatch."""
-        self._shown.show(LogState.REARCHIVE_BACKOFF)
+        self._step(LogState.REARCHIVE_BACKOFF)
         backoff = self._t.rearchive_backoff_ms * 2 ** (self._s.mismatches - 1)
         until = _now_ms() + backoff
         summary = f"re-archive backoff #{self._s.mismatches} ({backoff} ms)"
@@ -371,22 +441,24 @@ class LogWorkflow:
         """Wait LOGS_PURGE_DELAY_S; False when a part or a request arrived meanwhile."""
         if self._t.purge_delay_ms <= 0:
             return True
-        self._shown.show(LogState.ARCHIVED)
+        self._step(LogState.ARCHIVED)
         due = st.purge_due_ms(self._s, _now_ms(), self._t.purge_delay_ms)
         wake = await self._wait(lambda: st.changed(self._s, revision), "purge delay", lambda: due)
         return wake is Wake.DEADLINE
 
     async def _purge(self) -> bool:
         """Purge the verified version; False (archive again) when the database disagrees."""
-        self._shown.show(LogState.PURGING)
+        self._step(LogState.PURGING)
         version = self._s.verified_version or 0
-        result = await self._steps.purge(
-            version, f"purge v{version}: NULL the content, delete the archived parts"
-        )
-        if not st.on_purged(self._s, result):
+        summary = f"purge v{version}: NULL the content, delete the archived parts"
+        result = await self._locked(self._activities.purge(version, summary))
+        st.on_purged(self._s, result)
+        if not result.purged:
+            self._metrics.verify_failure()
             return False
         st.on_milestone(self._s, "purged", _now_ms())
-        self._shown.show(LogState.DONE)
+        self._metrics.purged()
+        self._step(LogState.DONE)
         return True
 
     async def _hold(self) -> Phase:
@@ -400,9 +472,12 @@ class LogWorkflow:
         return Phase.WAIT
 
     async def _linger(self) -> Phase:
-        """The grace window after purge, for late parts."""
+        """Done: close at once, unless parts are missing (their grace window).
+
+        A later part starts a new run, which reads the row first (window 3); parts stored
+        without a signal after a forced round are the sweeper's (workflows/reconcile.py)."""
         s = self._s
-        if st.has_work(s) or st.on_forced_without_final(s, _now_ms()):
+        if st.has_work(s):
             return Phase.WAIT
         grace = st.grace_ms(s, self._t.grace_period_ms, self._t.incomplete_grace_ms)
         if grace <= 0:
@@ -418,61 +493,44 @@ class LogWorkflow:
         )
         return Phase.WAIT if st.has_work(self._s) else Phase.END
 
+    def _step(self, step: LogState) -> None:
+        st.on_step(self._s, step)
+        self._shown.show(self._s)
+
+    async def _locked(self, call: Awaitable[R]) -> R:
+        """`call` (an activity) while no other activity works on the log."""
+        async with self._lock:
+            return await call
+
     # --- the one wait -----------------------------------------------------------------------
 
     async def _wait(
-        self,
-        ready: Callable[[], bool],
-        summary: str,
-        deadline: Callable[[], int] | None = None,
-        *,
-        lapse: bool = False,
-        timer: bool = False,
+        self, ready: Callable[[], bool], summary: str, deadline: Callable[[], int] | None = None
     ) -> Wake:
-        """Until `ready()` or the (movable) deadline; continues as new when that is due.
+        """Until `ready()` or the deadline, which a part may move; continues as new when due.
 
-        One timer per deadline: a part arriving meanwhile moves the deadline, and the timer is
-        re-armed only when it fires (not once per part). With `lapse`, a timer that is no
-        longer needed is left to lapse instead of cancelled: cancelling costs a history
-        event, and a run usually ends long before the force timeout would fire. With
-        `timer`, the first pass arms its timer (at least 1 ms) even when the deadline has
-        passed, so whether the timer exists never depends on the clock.
+        A deadline's first pass always arms its timer (at least 1 ms): right after a local
+        activity `workflow.now()` differs between a run and its replay, so whether a timer
+        exists must not depend on the clock. The timer re-arms only when it fires.
         """
-        first = timer
+        first = True
         while not ready():
-            remaining = None if deadline is None else deadline() - _now_ms()
-            if remaining is not None and first:
-                remaining = max(remaining, 1)
-            first = False
-            if remaining is not None and remaining <= 0:
-                return Wake.DEADLINE
             if self._continue_due():
                 await self._continue_as_new(ready)
-            elif remaining is not None and lapse:
-                await self._until_fired(ready, self._lapsing_timer(remaining, summary))
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: ready() or self._continue_due(),
-                        timeout=None if remaining is None else timedelta(milliseconds=remaining),
-                        timeout_summary=summary if remaining is not None else None,
-                    )
+                continue
+            timeout = None
+            if deadline is not None:
+                remaining = deadline() - _now_ms()
+                if remaining <= 0 and not first:
+                    return Wake.DEADLINE
+                timeout, first = timedelta(milliseconds=max(remaining, 1)), False
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: ready() or self._continue_due(),
+                    timeout=timeout,
+                    timeout_summary=summary,
+                )
         return Wake.READY
-
-    async def _until_fired(self, ready: Callable[[], bool], timer: asyncio.Future[None]) -> None:
-        await workflow.wait_condition(lambda: ready() or self._continue_due() or timer.done())
-
-    def _lapsing_timer(self, remaining_ms: int, summary: str) -> asyncio.Future[None]:
-        """The pending timer if it fires no later than needed, else a new one."""
-        fire_at = _now_ms() + remaining_ms
-        pending = self._lapsing
-        if pending is not None and not pending[1].done() and pending[0] <= fire_at:
-            return pending[1]
-        timer = asyncio.ensure_future(
-            workflow.sleep(timedelta(milliseconds=remaining_ms), summary=summary)
-        )
-        self._lapsing = (fire_at, timer)
-        return timer
 
     def _continue_due(self) -> bool:
         """Time for a fresh history, unless a request is in flight (its update is waiting)."""

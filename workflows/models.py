@@ -21,6 +21,7 @@ UPDATE_REPLACE = "replace_content"
 UPDATE_FORCE_AGGREGATE = "force_aggregate"
 UPDATE_REARCHIVE = "rearchive"
 UPDATE_REDACT = "redact"
+SIGNAL_FORCE_CHECK = "force_check"
 QUERY_STATUS = "status"
 
 
@@ -47,13 +48,20 @@ class PartsSignal:
 
 
 @dataclass
+class ForceCheckSignal:
+    """The sweeper found the log silent in the database: read it again and decide."""
+
+    job_id: int
+
+
+@dataclass
 class LogTimings:
     """The lifecycle's clocks and limits, from LOGS_* settings."""
 
     quiet_period_ms: int = 10_000
     force_after_ms: int = 3 * 3600 * 1000
     purge_delay_ms: int = 0
-    grace_period_ms: int = 60_000
+    grace_period_ms: int = 0
     incomplete_grace_ms: int = 3 * 3600 * 1000
     rearchive_backoff_ms: int = 1_000
     max_archive_attempts: int = 5
@@ -157,15 +165,18 @@ class RedactResult:
 class LogState(StrEnum):
     """The log's exact step (status query, current details), in lifecycle order.
 
-    The `LogState` search attribute holds `searchable(step)`: the pipeline's steps, from
-    aggregating to purging, are one searchable state, so a lifecycle upserts at most three
-    times (quiet, archiving, done) after the start set `streaming`.
+    The `LogState` search attribute holds `searchable(step)`, upserted only for the steps a
+    run rests in across workflow tasks. The happy path (quiet period, then aggregate, upload,
+    verify and purge in one workflow task) upserts once, `done`, after the start set
+    `streaming`; a quiet log is still searchable as `streaming` (its final part is known,
+    so the sweeper leaves it alone).
     """
 
     STREAMING = "streaming"  # parts arriving, no final part yet
     QUIET = "quiet"  # final part stored: waiting out the quiet period
     AGGREGATING = "aggregating"
-    ARCHIVING = "archiving"
+    UPLOADING = "uploading"  # the upload's first attempt, a local activity
+    ARCHIVING = "archiving"  # the upload retried as a heartbeating activity (it failed once)
     VERIFYING = "verifying"
     REARCHIVE_BACKOFF = "rearchive_backoff"  # verify mismatch: waiting to archive again
     VERIFY_FAILED = "verify_failed"  # gave up after max attempts; never purged like this
@@ -176,18 +187,25 @@ class LogState(StrEnum):
     REMOVED = "removed"  # the same with removed_by set
 
 
-_PIPELINE = {
+# Steps inside one workflow task, or short: the search attribute keeps what it said before.
+_PASSING = {
+    LogState.QUIET,
     LogState.AGGREGATING,
-    LogState.ARCHIVING,
+    LogState.UPLOADING,
     LogState.VERIFYING,
-    LogState.ARCHIVED,
     LogState.PURGING,
 }
 
 
-def searchable(step: LogState) -> LogState:
-    """The `LogState` search attribute's value for a step: the pipeline's steps are one."""
-    return LogState.ARCHIVING if step in _PIPELINE else step
+def searchable(step: LogState) -> LogState | None:
+    """The `LogState` search attribute's value for a step; None: leave it as it is.
+
+    The steps a run rests in are searchable: `archiving` (the upload retrying, or the purge
+    delay), `rearchive_backoff`, `verify_failed`, `done`, `cleared`, `removed`, `streaming`.
+    """
+    if step in _PASSING:
+        return None
+    return LogState.ARCHIVING if step is LogState.ARCHIVED else step
 
 
 class Phase(StrEnum):
@@ -231,7 +249,7 @@ class LogStats:
     """What a run reports and nothing decides on (status query, current details)."""
 
     parts_signalled: int = 0
-    force_checks: int = 0  # force-timeout firings that read the database clock
+    force_checks: int = 0  # the sweeper's wakes that read the database clock
     aggregations: int = 0
     archive_attempts: int = 0
     content_bytes: int = 0
@@ -266,6 +284,7 @@ class LogWorkflowState:
     mismatches: int = 0  # consecutive failed verifications (or archive refusals)
     purged: bool = False
     purge_due_ms: int | None = None  # end of the purge delay of the verified archive
+    force_check: bool = False  # the sweeper asked for a read of the database
     trigger: Trigger = Trigger.NONE
     tickets: int = 0  # the last ticket issued
     pending: list[Ticket] = field(default_factory=list)

@@ -23,9 +23,11 @@ from travis_logs.ratelimit import RateLimiter
 from travis_logs.settings import Settings
 from workflows.client import start_operation, start_options, workflow_input
 from workflows.models import (
+    SIGNAL_FORCE_CHECK,
     UPDATE_FORCE_AGGREGATE,
     WORKFLOW_TYPE,
     ForceAggregateInput,
+    ForceCheckSignal,
     workflow_id,
 )
 
@@ -80,6 +82,18 @@ class TemporalFixer:
             return False
         except RPCError as err:
             if err.status == RPCStatusCode.ALREADY_EXISTS:
+                return False
+            raise
+        return True
+
+    async def wake(self, job_id: int) -> bool:
+        """Signal the open run's force check (the run reads the log's row and decides)."""
+        await self._limiter.wait()
+        handle = self._client.get_workflow_handle(workflow_id(job_id))
+        try:
+            await handle.signal(SIGNAL_FORCE_CHECK, ForceCheckSignal(job_id))
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # it closed since visibility listed it
                 return False
             raise
         return True

@@ -1,8 +1,11 @@
-"""Every change to a log's state, as plain functions of (state, what happened).
+"""Every change to a log's state, and every question about it, as plain functions.
 
 The workflow is their only caller and the state's only writer goes through them: no
 activity, timer or Temporal call happens here, so each transition is tested without a
-server (tests/workflows/test_state.py). Times are passed in as epoch milliseconds.
+server (tests/workflows/test_state.py). Each function either changes the state (an `on_*`
+or verb, returning nothing) or answers a question (returning a value, changing nothing);
+tests/workflows/test_state_shape.py holds that over this module's syntax tree. Times are
+passed in as epoch milliseconds.
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ from workflows.models import (
 
 
 class ForceVerdict(Enum):
-    """What the force timer's read of the database decided."""
+    """What a force check's read of the database decided."""
 
     KEEP_WAITING = "keep waiting"  # a final part is known now, or parts are still coming
     AGGREGATE = "aggregate"  # silent for longer than the force timeout
     NOTHING_LEFT = "nothing left"  # silent, and every stored part is in the content
 
 
-def on_parts(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> bool:
+def on_parts(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> None:
     """Part transitions: new numbers move the quiet deadline; resent ones change nothing."""
     fresh = False
     for ref in refs:
@@ -53,7 +56,11 @@ def on_parts(s: LogWorkflowState, refs: Iterable[PartRef], now_ms: int) -> bool:
     if fresh:
         s.revision += 1
         s.last_part_at_ms = now_ms
-    return fresh
+
+
+def on_force_wake(s: LogWorkflowState) -> None:
+    """The sweeper found the log silent in the database: look again at once."""
+    s.force_check = True
 
 
 def adopt(s: LogWorkflowState, snapshot: LogSnapshot, now_ms: int) -> None:
@@ -70,21 +77,28 @@ def adopt(s: LogWorkflowState, snapshot: LogSnapshot, now_ms: int) -> None:
         s.last_part_at_ms = max(s.last_part_at_ms, now_ms - snapshot.newest_part_age_ms)
 
 
-def on_force_check(
-    s: LogWorkflowState, snapshot: LogSnapshot, now_ms: int, force_after_ms: int
-) -> ForceVerdict:
-    """The force timer fired and the log's row was read: aggregate, wait on, or stop."""
+def on_force_check(s: LogWorkflowState, snapshot: LogSnapshot, now_ms: int) -> None:
+    """The log's row was read for a force check: take what it says."""
+    s.force_check = False
     s.stats.force_checks += 1
     adopt(s, snapshot, now_ms)
+
+
+def force_verdict(s: LogWorkflowState, snapshot: LogSnapshot, force_after_ms: int) -> ForceVerdict:
+    """After `on_force_check`: aggregate, wait on, or stop."""
     if s.final_number is not None:
         return ForceVerdict.KEEP_WAITING
     age = snapshot.newest_part_age_ms
     if age is not None and age < force_after_ms:
-        return ForceVerdict.KEEP_WAITING  # the deadline moved with the newest part
+        return ForceVerdict.KEEP_WAITING  # parts came since the sweep looked
     if snapshot.pending_parts == 0:
-        s.settled_revision = s.revision
         return ForceVerdict.NOTHING_LEFT
     return ForceVerdict.AGGREGATE
+
+
+def on_nothing_left(s: LogWorkflowState) -> None:
+    """Silent, and every stored part is in the content: nothing is left to do."""
+    s.settled_revision = s.revision
 
 
 def enter(s: LogWorkflowState, phase: Phase) -> None:
@@ -95,10 +109,10 @@ def on_step(s: LogWorkflowState, step: LogState) -> None:
     s.state = step
 
 
-def due(s: LogWorkflowState, trigger: Trigger) -> Phase:
+def on_due(s: LogWorkflowState, trigger: Trigger) -> None:
     """The log is due for a round, for `trigger`'s sake."""
     s.trigger = trigger
-    return Phase.SETTLE
+    s.force_check = False
 
 
 def deadline_ms(s: LogWorkflowState, span_ms: int) -> int:
@@ -109,27 +123,34 @@ def deadline_ms(s: LogWorkflowState, span_ms: int) -> int:
 # --- requests -------------------------------------------------------------------------------
 
 
-def request(s: LogWorkflowState, kind: RequestKind) -> Ticket:
+def request(s: LogWorkflowState, kind: RequestKind) -> None:
     """An operator's (or PUT's) request; a re-archive earns a fresh set of attempts."""
     if kind is RequestKind.REARCHIVE:
         s.mismatches = 0
-    return _queue(s, kind)
+    _queue(s, kind)
 
 
-def _queue(s: LogWorkflowState, kind: RequestKind) -> Ticket:
+def _queue(s: LogWorkflowState, kind: RequestKind) -> None:
     s.tickets += 1
-    ticket = Ticket(s.tickets, kind)
-    s.pending.append(ticket)
-    return ticket
+    s.pending.append(Ticket(s.tickets, kind))
+
+
+def newest_ticket(s: LogWorkflowState) -> Ticket:
+    """The ticket the last request was given."""
+    return next(t for t in [*s.pending, *s.taken] if t.number == s.tickets)
 
 
 def requested(s: LogWorkflowState) -> bool:
     return bool(s.pending)
 
 
-def take_requests(s: LogWorkflowState) -> bool:
-    """A round starts: it takes every pending request; True when one asks for a rewrite."""
+def take_requests(s: LogWorkflowState) -> None:
+    """A round starts: it takes every pending request."""
     s.taken, s.pending = s.taken + s.pending, []
+
+
+def rewrite_taken(s: LogWorkflowState) -> bool:
+    """The round in flight took a request to write the archive again."""
     return any(t.kind is RequestKind.REARCHIVE for t in s.taken)
 
 
@@ -174,16 +195,25 @@ def is_verified(s: LogWorkflowState, version: int) -> bool:
     return s.verified_version is not None and s.verified_version >= version
 
 
-def on_archive_started(s: LogWorkflowState) -> int:
-    """The attempt's number (ArchiveAttempts)."""
+def on_archive_started(s: LogWorkflowState) -> None:
+    """One more archive attempt (ArchiveAttempts)."""
     s.stats.archive_attempts += 1
-    return s.stats.archive_attempts
+
+
+def gave_up(s: LogWorkflowState, max_attempts: int) -> bool:
+    """As many archives in a row failed as are allowed: verify_failed."""
+    return s.mismatches >= max_attempts
 
 
 def on_mismatch(s: LogWorkflowState, error: str) -> None:
     """An archive that was refused or did not read back as written."""
     s.mismatches += 1
     s.stats.last_error = error
+
+
+def on_upload_failed(s: LogWorkflowState, error: str) -> None:
+    """The upload's first attempt failed; it goes on as an activity (not a mismatch)."""
+    s.stats.last_error = f"upload: {error}"
 
 
 def on_verified(s: LogWorkflowState, version: int, now_ms: int, purge_delay_ms: int) -> None:
@@ -193,20 +223,17 @@ def on_verified(s: LogWorkflowState, version: int, now_ms: int, purge_delay_ms: 
 
 def purge_due_ms(s: LogWorkflowState, now_ms: int, purge_delay_ms: int) -> int:
     """When the verified archive may be purged (set when it was verified, kept across runs)."""
-    if s.purge_due_ms is None:
-        s.purge_due_ms = now_ms + purge_delay_ms
-    return s.purge_due_ms
+    return now_ms + purge_delay_ms if s.purge_due_ms is None else s.purge_due_ms
 
 
-def on_purged(s: LogWorkflowState, result: PurgeResult) -> bool:
-    """False when the database refused (it holds something else): archive again."""
+def on_purged(s: LogWorkflowState, result: PurgeResult) -> None:
+    """Purged; or refused (the database holds something else): archive again."""
     s.purge_due_ms = None
     if not result.purged:
         on_mismatch(s, f"purge refused: {result.reason}")
         _queue(s, RequestKind.REARCHIVE)
-        return False
+        return
     s.purged = True
-    return True
 
 
 def on_settled(s: LogWorkflowState, revision: int) -> None:
@@ -223,16 +250,7 @@ def on_retry(s: LogWorkflowState) -> None:
     s.mismatches = 0
 
 
-def on_forced_without_final(s: LogWorkflowState, now_ms: int) -> bool:
-    """After a forced round without a final part, unsignalled parts may still come: True
-    restarts the force clock instead of closing."""
-    if s.final_number is not None or s.trigger is not Trigger.FORCE_TIMEOUT:
-        return False
-    s.last_part_at_ms = now_ms
-    return True
-
-
-def on_replaced(s: LogWorkflowState, done: ReplaceResult) -> Ticket:
+def on_replaced(s: LogWorkflowState, done: ReplaceResult) -> None:
     """After PUT /logs: the parts are gone, a restarted job streams from part 0 again."""
     s.log_id, s.content_version = done.log_id, done.content_version
     s.final_number = None
@@ -240,16 +258,19 @@ def on_replaced(s: LogWorkflowState, done: ReplaceResult) -> Ticket:
     s.revision += 1
     s.purged = False
     s.mismatches = 0
-    return request(s, RequestKind.AGGREGATE)
+    request(s, RequestKind.AGGREGATE)
 
 
 # --- completeness and timeline --------------------------------------------------------------
 
 
-def on_completeness(s: LogWorkflowState, result: AggregateResult) -> bool:
-    """The aggregation's missing part numbers; True while the log is incomplete."""
+def on_completeness(s: LogWorkflowState, result: AggregateResult) -> None:
+    """The aggregation's missing part numbers."""
     if result.log_id is not None:
         s.missing_parts = [list(r) for r in result.missing]
+
+
+def incomplete(s: LogWorkflowState) -> bool:
     return bool(s.missing_parts)
 
 
@@ -278,9 +299,9 @@ def iso_utc(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def on_redacted(s: LogWorkflowState, redaction_id: int, done: RedactLogResult) -> Ticket | None:
+def on_redacted(s: LogWorkflowState, redaction_id: int, done: RedactLogResult) -> None:
     """A redaction was applied: record it; when it wrote a new version, archive that again
-    (a rewrite, with a fresh set of attempts). None when it changed nothing."""
+    (a rewrite, with a fresh set of attempts)."""
     record = RedactionRecord(
         redaction_id,
         done.requested_by,
@@ -292,12 +313,12 @@ def on_redacted(s: LogWorkflowState, redaction_id: int, done: RedactLogResult) -
     )
     _remember(s, [record])
     if not done.changed:
-        return None
+        return
     on_milestone(s, "redacted", done.applied_at_ms)
     s.log_id, s.content_version = done.log_id, done.content_version
     s.purged = False
     s.revision += 1
-    return request(s, RequestKind.REARCHIVE)
+    request(s, RequestKind.REARCHIVE)
 
 
 def _remember(s: LogWorkflowState, records: list[RedactionRecord]) -> None:

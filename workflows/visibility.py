@@ -15,52 +15,52 @@ with workflow.unsafe.imports_passed_through():
         JOB_ID,
         LOG_INCOMPLETE,
         LOG_STATE,
-        LogState,
         LogWorkflowState,
         searchable,
     )
 
 
 class Visibility:
-    """Shows the exact step in the details and the searchable state in `LogState`.
+    """Shows the log's step in the details and, where a run rests, in `LogState`.
 
+    It reads the log's state and writes none: what it remembers is what it last upserted.
     The run's start set `JobId` and `LogState` already (signal- and update-with-start, and
     continue-as-new, carry them), so an upsert, a history event and a visibility write
     each, happens only when the searchable state changes; `ArchiveAttempts` rides along.
     """
 
-    def __init__(self, job_id: int, state: LogWorkflowState) -> None:
+    def __init__(self, job_id: int) -> None:
         self._job_id = job_id
-        self._s = state
         started = workflow.info().typed_search_attributes
         self._searched = started.get(LOG_STATE)
         self._job_shown = started.get(JOB_ID) is not None
         self._incomplete = bool(started.get(LOG_INCOMPLETE))
 
-    def show(self, step: LogState) -> None:
-        st.on_step(self._s, step)
-        searched = searchable(step)
-        if searched != self._searched:
+    def show(self, s: LogWorkflowState) -> None:
+        """The current details, and `LogState` when the step is searchable and new."""
+        searched = searchable(s.state)
+        if searched is not None and searched != self._searched:
             updates: list[SearchAttributeUpdate[Any]] = [
                 LOG_STATE.value_set(searched),
-                ARCHIVE_ATTEMPTS.value_set(self._s.stats.archive_attempts),
+                ARCHIVE_ATTEMPTS.value_set(s.stats.archive_attempts),
             ]
             if not self._job_shown:  # a run started without them (an older client)
                 updates.append(JOB_ID.value_set(self._job_id))
                 self._job_shown = True
             workflow.upsert_search_attributes(updates)
             self._searched = searched
-        workflow.set_current_details(self._details())
+        workflow.set_current_details(self._details(s))
 
-    def flag_incomplete(self, incomplete: bool) -> None:
+    def flag_incomplete(self, s: LogWorkflowState) -> None:
         """`LogIncomplete`, upserted only when it changes: a complete log never spends one."""
+        incomplete = st.incomplete(s)
         if incomplete != self._incomplete:
             workflow.upsert_search_attributes([LOG_INCOMPLETE.value_set(incomplete)])
             self._incomplete = incomplete
-            workflow.set_current_details(self._details())
+            workflow.set_current_details(self._details(s))
 
-    def _details(self) -> str:
-        s, stats = self._s, self._s.stats
+    def _details(self, s: LogWorkflowState) -> str:
+        stats = s.stats
         lines = [
             f"**{s.state}** · job {self._job_id} · final part {s.final_number}",
             f"content v{s.content_version}: {stats.content_parts} parts, "

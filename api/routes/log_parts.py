@@ -33,9 +33,8 @@ from api.errors import ApiError, describe_validation
 from api.metrics import DROPPED_PARTS
 from api.reading import PartsQuery, read_parts
 from api.schemas import LogPartIn, LogPartItem, LogPartOut, LogParts, Message
-from ingest.parts import decode_log, part_number
 from travis_logs.errors import InvalidLogPart
-from travis_logs.parts import LogPart
+from travis_logs.parts import LogPart, decode_log, part_number
 from travis_logs.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,7 @@ from api.deps import (
 from api.errors import ApiError, describe_validation
 from api.reading import read_log
 from api.schemas import LogId, LogItem, LogOut, LogRecord, Message, UserId
-from ingest.parts import clean, clean_text
-from travis_logs.parts import MAX_JOB_ID
+from travis_logs.parts import MAX_JOB_ID, clean, clean_text
 from travis_logs.settings import Settings
 from workflows.client import replace_content
 from workflows.models import ReplaceContentInput

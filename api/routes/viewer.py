@@ -119,7 +119,7 @@ def page_headers(settings: Settings, job_id: int) -> dict[str, str]:
 def _require_viewer(
     settings: Settings, job_id: int, authorization: str | None, cookie: str | None
 ) -> None:
-    configured_token(settings)  # grants are signed with a key derived from it: 500 when unset
+    sessions.require_secret(settings)  # the page carries a grant: 500 naming the setting
     if not settings.pusher_private_channels:
         return
     if sessions.valid(settings, SESSION, job_id, cookie):

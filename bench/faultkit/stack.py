@@ -29,7 +29,7 @@ from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
 from workers.devstack import register_search_attributes, wait_for_temporal
 
-AUTH_TOKEN = "bench-token"
+AUTH_TOKEN = "bench-token-0123456789abcdefghijklmnop"
 BUCKET = "travis-logs-faults"
 PROCESSES = ("pusher-server", "ingest-1", "ingest-2", "worker-1", "worker-2", "api")
 AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}

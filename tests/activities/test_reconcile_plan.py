@@ -7,13 +7,17 @@ from rich.console import Console
 
 from activities.reconcile_models import FixedLog
 from activities.reconcile_plan import Action, LogDbState, LogRow, classify, state_of
+from travis_logs.logrow import RowText
 from workers.reconcile import summary_table
 
 FORCE_AFTER_S = 10_800.0
 
 
 def row(**cols: object) -> LogRow:
-    return LogRow(log_id=1, job_id=42, **{"has_content": False, **cols})  # type: ignore[arg-type]
+    text = RowText(
+        has_text=bool(cols.pop("has_content", False)), purge_stamped=bool(cols.pop("purged", False))
+    )
+    return LogRow(log_id=1, job_id=42, text=text, **cols)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,9 @@ from travis_logs.localpusher.app import create_app as create_pusher_app
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities
 
-TOKEN = "api-test-token"
+# At least MIN_SECRET_CHARS each, as settings require of every process.
+TOKEN = "api-test-token-0123456789abcdefghij"
+VIEWER_SECRET = "api-test-viewer-secret-0123456789abcdefghij"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def api_settings(
             "amqp_exchange": f"reporting-{tag}",
             "amqp_queue": f"reporting.jobs.logs-{tag}",
             "auth_token": SecretStr(TOKEN),
+            "viewer_secret": SecretStr(VIEWER_SECRET),
             "jwt_rsa_public_key": keys.public_pem,
             "port": api_port,
             "logs_quiet_period_s": 0.2,

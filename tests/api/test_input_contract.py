@@ -17,9 +17,8 @@ from pydantic import ValidationError
 
 from api.routes.log_parts import PartRefused, _to_part
 from api.schemas import LogPartItem
-from ingest.parts import parse_message
 from travis_logs.errors import InvalidLogPart
-from travis_logs.parts import LAST_PART_NUMBER
+from travis_logs.parts import LAST_PART_NUMBER, parse_message
 from travis_logs.settings import Settings
 
 B64 = base64.b64encode(b"hi\n").decode()

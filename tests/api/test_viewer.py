@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import time
 from typing import Any
 
 import httpx
+import jwt
+import pytest
 from pydantic import SecretStr
 
 from api.sessions import GRANT, SESSION, VIEWER_COOKIE, issue, valid
@@ -163,8 +167,12 @@ async def test_rotating_the_viewer_secret_revokes_old_grants_and_cookies(
     private_settings: Settings, log_worker: None, job_id: int
 ) -> None:
     """A grant and cookie from before VIEWER_SECRET changed are refused after it changed."""
-    before = private_settings.model_copy(update={"viewer_secret": SecretStr("first secret")})
-    after = private_settings.model_copy(update={"viewer_secret": SecretStr("second secret")})
+    before = private_settings.model_copy(
+        update={"viewer_secret": SecretStr("first viewer secret " + "1" * 32)}
+    )
+    after = private_settings.model_copy(
+        update={"viewer_secret": SecretStr("second viewer secret " + "2" * 32)}
+    )
     page = {"Authorization": f"token {TOKEN}"}
     async with running_api(before) as url, httpx.AsyncClient(base_url=url) as browser:
         grant = page_state((await browser.get(f"/jobs/{job_id}", headers=page)).text)["grant"]
@@ -193,12 +201,49 @@ async def test_viewer_page_sends_defensive_headers(
     assert "<script>" not in response.text  # every script element is external or JSON data
 
 
-async def test_viewer_is_500_without_a_configured_token(
+async def test_viewer_is_500_without_a_viewer_secret_even_in_public_mode(
     api_settings: Settings, job_id: int
 ) -> None:
-    """The page's grants derive from AUTH_TOKEN: without one it is 500 with that message."""
-    bare = api_settings.model_copy(update={"auth_token": SecretStr("")})
+    """No VIEWER_SECRET: the page issues no grant (500 naming the setting), AUTH_TOKEN or not."""
+    assert not api_settings.pusher_private_channels
+    bare = api_settings.model_copy(update={"viewer_secret": None})
     async with running_api(bare) as url, httpx.AsyncClient(base_url=url) as browser:
         response = await browser.get(f"/jobs/{job_id}")
     assert response.status_code == 500
-    assert response.json() == {"message": "authentication token is not set"}
+    assert "VIEWER_SECRET" in response.json()["message"]
+    assert TOKEN not in response.text
+
+
+async def test_public_page_needs_no_auth_token(api_settings: Settings, job_id: int) -> None:
+    """With public channels the page and its grant need VIEWER_SECRET only."""
+    bare = api_settings.model_copy(update={"auth_token": None})
+    async with running_api(bare) as url, httpx.AsyncClient(base_url=url) as browser:
+        page = await browser.get(f"/jobs/{job_id}")
+        assert page.status_code == 200
+        grant = page_state(page.text)["grant"]
+        parts = await browser.get(f"/log-parts/{job_id}", headers={"X-Log-Grant": grant})
+    assert parts.status_code in (200, 404)  # allowed: the job just has no log yet
+
+
+def _signed_with(key: bytes, claims: dict[str, object]) -> str:
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+async def test_public_grants_reveal_nothing_about_auth_token(
+    anonymous: httpx.AsyncClient, api_settings: Settings, job_id: int
+) -> None:
+    """A visitor's grant does not verify under any key made from AUTH_TOKEN, and a grant
+    forged with such a key (as they were signed while VIEWER_SECRET was optional) is refused."""
+    grant = page_state((await anonymous.get(f"/jobs/{job_id}")).text)["grant"]
+    claims = jwt.decode(grant, options={"verify_signature": False})
+    from_token = [
+        TOKEN.encode(),
+        hmac.new(TOKEN.encode(), b"travis-logs viewer", hashlib.sha256).digest(),
+    ]
+    for key in from_token:
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(grant, key, algorithms=["HS256"])
+        forged = {"X-Log-Grant": _signed_with(key, claims)}
+        assert (await anonymous.get(f"/log-parts/{job_id}", headers=forged)).status_code == 403
+    real = await anonymous.get(f"/log-parts/{job_id}", headers={"X-Log-Grant": grant})
+    assert real.status_code in (200, 404)

@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ingest.assembly import Intake, assemble
+from ingest.intake import Intake, assemble
 from ingest.topology import Topology, declare
 from tests.helpers import assert_eventually
 from travis_logs.pusher.publisher import PusherPublisher, build_publisher

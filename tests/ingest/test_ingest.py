@@ -205,7 +205,7 @@ async def test_accept_stores_signals_and_is_idempotent_without_amqp(
     config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
 ) -> None:
     """The HTTP routes' path: accept stores and signals; the same parts again change nothing."""
-    from ingest.assembly import assemble
+    from ingest.intake import assemble
     from travis_logs.pusher.publisher import build_publisher
 
     publisher = build_publisher(config, None)
@@ -273,7 +273,7 @@ async def test_the_first_part_after_a_log_was_emptied_is_signalled(
     config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
 ) -> None:
     """A log without parts or final part (purged after a forced aggregation) starts again."""
-    from ingest.assembly import assemble
+    from ingest.intake import assemble
     from travis_logs.pusher.publisher import build_publisher
 
     await pool.execute("INSERT INTO logs (job_id, content) VALUES ($1, 'old')", job_id)
@@ -291,7 +291,7 @@ async def test_the_ingest_stamps_the_first_and_the_final_part_once(
 ) -> None:
     """first_part_at on a row that had none (here one created before any part), kept by
     later batches; final_part_at with the final part (the timeline of GET /logs/:id)."""
-    from ingest.assembly import assemble
+    from ingest.intake import assemble
     from travis_logs.pusher.publisher import build_publisher
 
     await pool.execute("INSERT INTO logs (job_id) VALUES ($1)", job_id)

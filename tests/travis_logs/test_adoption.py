@@ -10,9 +10,12 @@ import pytest
 import pytest_asyncio
 
 from tests import legacy
-from travis_logs.db import admin_dsn, with_database
+from tests.helpers import with_database
+from travis_logs.db import admin_dsn
 from travis_logs.migrate import available, migrate
 from travis_logs.settings import Settings
+
+pytestmark = pytest.mark.services  # PostgreSQL, through databases of its own
 
 
 @pytest_asyncio.fixture

@@ -62,9 +62,11 @@ async def test_migrate_is_idempotent(database_url: str) -> None:
     assert versions == [m.version for m in available()]
 
 
+@pytest.mark.services  # PostgreSQL, through a database of its own
 async def test_concurrent_migrations_apply_each_file_once(defaults: Settings) -> None:
     """Two migrators on a new database: both finish, every file is applied once."""
-    from travis_logs.db import admin_dsn, with_database
+    from tests.helpers import with_database
+    from travis_logs.db import admin_dsn
     from travis_logs.migrate import available, migrate
 
     dsn = with_database(str(defaults.database_url), "travis_logs_test_concurrent_migrate")
@@ -84,8 +86,8 @@ async def test_concurrent_migrations_apply_each_file_once(defaults: Settings) ->
 
 def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """DESIGN §4 defaults hold; the environment overrides them by variable name."""
-    for name in ("DATABASE_URL", "PORT", "LOGS_QUIET_PERIOD_S", "PUSHER_EXISTENCE_CHECK"):
-        monkeypatch.delenv(name, raising=False)
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
     s = Settings(_env_file=None)
     assert str(s.database_url) == "postgresql://postgres@127.0.0.1:5432/travis_logs"
     assert str(s.rabbitmq_url) == "amqp://guest:guest@127.0.0.1:5672/"

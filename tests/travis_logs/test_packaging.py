@@ -16,10 +16,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.helpers import free_port, settings_env
+from tests.helpers import free_port, settings_env, with_database
 from travis_logs.checks import wait_for_port
-from travis_logs.db import admin_dsn, with_database
+from travis_logs.db import admin_dsn
 from travis_logs.settings import Settings
+
+# Builds and installs a wheel, then runs its migrate and api against PostgreSQL.
+pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"workers", "api", "ingest", "workflows", "activities", "travis_logs"}
@@ -137,7 +140,8 @@ async def test_installed_api_renders_the_viewer(installed: Path, settings: Setti
     port = free_port()
     # Credentials only so that the API starts and serves; this test pushes nothing.
     pusher = {"PUSHER_APP_ID": "1", "PUSHER_KEY": "key", "PUSHER_SECRET": "secret"}
-    pusher["AUTH_TOKEN"] = "wheel-test"
+    pusher["AUTH_TOKEN"] = "wheel-test-token-" + "w" * 32
+    pusher["VIEWER_SECRET"] = "wheel-test-viewer-secret-" + "v" * 32
     env = {**settings_env(settings, PORT=str(port), **pusher), "PYTHONPATH": str(installed)}
     api = await asyncio.create_subprocess_exec(
         *[sys.executable, "-m", "workers.cli", "api", "--host", "127.0.0.1"],

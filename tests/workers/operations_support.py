@@ -12,10 +12,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests import legacy
-from tests.helpers import open_store
+from tests.helpers import open_store, with_database
 from tests.workflows.support import fast
 from travis_logs.archive_store import ArchiveStore
-from travis_logs.db import admin_dsn, create_pool, with_database
+from travis_logs.db import admin_dsn, create_pool
 from travis_logs.migrate import migrate
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities, sweeper_activities

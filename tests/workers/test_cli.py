@@ -7,8 +7,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from tests.helpers import free_port
-from travis_logs.db import admin_dsn, database_name, with_database
+from tests.helpers import free_port, with_database
+from travis_logs.db import admin_dsn, database_name
 from travis_logs.settings import Settings
 from workers.cli import main
 
@@ -43,6 +43,7 @@ async def _without_last_migration(dsn: str) -> str:
     return last
 
 
+@pytest.mark.services  # PostgreSQL, through a database of its own
 @pytest.mark.parametrize("command", ["ingest", "worker", "api"])
 def test_processes_refuse_a_database_that_lacks_migrations(
     command: str,

@@ -26,5 +26,6 @@ class MetricsProbe:
             metrics.phase(phase)
         metrics.verify_failure()
         metrics.gave_up()
-        metrics.archive_attempts(2)
+        metrics.attempted()
+        metrics.purged()
         await workflow.execute_activity(probe_step, start_to_close_timeout=timedelta(seconds=10))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from activities.reconcile_plan import LogRow
+from travis_logs.logrow import RowText
 from workflows.diagnosis import Archive, Level, diagnose
 from workflows.models import LogState, LogStats, LogWorkflowState
 
-PURGED = LogRow(1, 7, has_content=False, archived=True, archive_verified=True, purged=True)
+PURGED = LogRow(1, 7, RowText(False, purge_stamped=True), archived=True, archive_verified=True)
 ARCHIVE = Archive(12, "ab" * 32, "ab" * 32)
 
 
@@ -22,7 +23,7 @@ def test_open_run_speaks_for_the_log() -> None:
 
 def test_closed_run_and_an_unfinished_row_is_stuck() -> None:
     """No open run but content left: stuck, and reconcile is the way out."""
-    row = LogRow(1, 7, has_content=True)
+    row = LogRow(1, 7, RowText(has_text=True))
     verdict = diagnose(7, row, Archive(None), "TERMINATED", None)
     assert verdict.level is Level.ATTENTION and "reconcile" in verdict.line
 

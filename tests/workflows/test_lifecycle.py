@@ -93,7 +93,7 @@ async def test_streaming_log_is_visible_and_every_step_is_summarised(
         if event.event_type in summarised:
             seen += 1
             assert event.user_metadata.summary.data, EventType.Name(event.event_type)
-    assert seen >= 6  # inspect, force timer, aggregate, archive, verify, purge
+    assert seen >= 6  # inspect, quiet timer, aggregate, upload, verify, purge
 
 
 async def test_part_stored_during_the_pipeline_is_merged_before_purge(
@@ -119,8 +119,43 @@ async def test_part_stored_during_the_pipeline_is_merged_before_purge(
     assert after_aggregate.fired == 1
     assert await store.fetch(job_id) == b"a\nb\nc\n"
     assert await stored_numbers(pool, job_id) == []
-    assert state.stats.aggregations == 2
+    # The signal arrived during the pipeline's workflow task: the server refused to let the
+    # run complete, and the task that followed aggregated all four parts.
+    assert state.stats.content_parts == 4 and state.state == LogState.DONE
     await record(handle, "late_part_during_pipeline")
+
+
+async def test_part_stored_while_the_run_purges_is_merged_by_the_same_run(
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """Window 2 without a grace window: a part signalled during the purge's workflow task
+    keeps the run from completing; the same run merges it into the archive."""
+    early = {0: "a\n", 2: "c\n", 3: ""}
+
+    async def late_part(_: Any) -> None:
+        await store_parts(pool, job_id, {1: "b\n"})
+        await send(temporal_client, quick, job_id, {1: "b\n"}, final=None)
+
+    after_purge = AfterActivity("purge_log", late_part)
+    activities = lifecycle_activities(pool, store)
+    async with build_worker(temporal_client, quick, activities, interceptors=[after_purge]):
+        await store_parts(pool, job_id, early, final=3)
+        handle = await send(temporal_client, quick, job_id, early, final=3)
+        first_run = (await handle.describe()).run_id
+        state = await handle.result()
+    assert after_purge.fired == 1
+    assert await store.fetch(job_id) == b"a\nb\nc\n"
+    assert await stored_numbers(pool, job_id) == []
+    row = await log_row(pool, job_id)
+    assert row["purged_at"] is not None and row["archive_verified"] is True
+    assert state.state == LogState.DONE and state.stats.content_parts == 4
+    assert (await handle.describe()).run_id == first_run
+    runs = [wf async for wf in temporal_client.list_workflows(f"WorkflowId = '{handle.id}'")]
+    assert len(runs) == 1
 
 
 @pytest_asyncio.fixture

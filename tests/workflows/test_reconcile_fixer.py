@@ -13,6 +13,7 @@ from tests.helpers import assert_eventually, store_parts
 from tests.workflows.support import handle_of
 from travis_logs.ratelimit import RateLimiter
 from travis_logs.settings import Settings
+from workflows.log_workflow import LogWorkflow
 from workflows.reconcile import TemporalFixer
 
 
@@ -38,8 +39,16 @@ async def test_start_and_force_happen_once_per_open_run(
         assert await fixer.open_jobs([waiting, forced]) == {waiting}
 
     await assert_eventually(listed)
-    assert await fixer.fix(forced, Action.FORCE) is True
-    assert await fixer.fix(forced, Action.FORCE) is False
-    state = await handle_of(temporal_client, forced).result()
-    assert state.stats.aggregations == 1 and state.state == "done"
+    # A forced run closes once it is purged: the purge delay keeps this one open.
+    held = slow.model_copy(update={"logs_purge_delay_s": 3600})
+    held_fixer = TemporalFixer(temporal_client, held, RateLimiter(0))
+    assert await held_fixer.fix(forced, Action.FORCE) is True
+    assert await held_fixer.fix(forced, Action.FORCE) is False
+
+    async def archived() -> None:
+        state = await handle_of(temporal_client, forced).query(LogWorkflow.status)
+        assert state.stats.aggregations == 1 and state.state == "archived"
+
+    await assert_eventually(archived)
+    await handle_of(temporal_client, forced).terminate("test over")
     await handle_of(temporal_client, waiting).terminate("test over")

@@ -1,7 +1,12 @@
 """Replaying recorded LogWorkflow histories guards determinism.
 
 The corpus in histories/ comes from the lifecycle tests; regenerate it after an intended
-change to the workflow's commands with `RECORD_HISTORIES=1 pytest tests/workflows`.
+change to the workflow's commands with `RECORD_HISTORIES=1 pytest tests/workflows`, and
+roll that change out as a new build under Worker Versioning (README, "Deploying a new
+worker build"): LogWorkflow is PINNED, so a run stays on the build that started it.
+histories/previous/ holds the corpus of the build before the one-task lifecycle (timers for
+the force timeout and the grace window, the upload as a regular activity): its runs finish
+on that build, and today's code refuses them, as the pinning expects.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from travis_logs.temporal import DATA_CONVERTER
 from workflows.log_workflow import LogWorkflow
 
 CORPUS = sorted(HISTORIES.glob("*.json"))
+PREVIOUS = sorted((HISTORIES / "previous").glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -48,6 +54,16 @@ async def test_recorded_history_replays_without_nondeterminism(path: Path) -> No
     """Today's LogWorkflow makes the same commands as the run that was recorded."""
     replayer = Replayer(workflows=[LogWorkflow], data_converter=DATA_CONVERTER)
     await replayer.replay_workflow(load(path))
+
+
+@pytest.mark.parametrize("path", PREVIOUS, ids=lambda path: path.stem)
+async def test_runs_of_the_previous_build_stay_pinned_to_it(path: Path) -> None:
+    """The one-task lifecycle changed the command sequence: a run recorded on the previous
+    build does not replay here, which is why LogWorkflow is PINNED (a run never moves)."""
+    with pytest.raises(NondeterminismError):
+        await Replayer(workflows=[LogWorkflow], data_converter=DATA_CONVERTER).replay_workflow(
+            load(path)
+        )
 
 
 async def test_a_changed_command_sequence_is_caught() -> None:

@@ -9,7 +9,6 @@ from workflows.models import (
     LogWorkflowState,
     PartRef,
     RequestKind,
-    Trigger,
     searchable,
 )
 
@@ -17,9 +16,9 @@ from workflows.models import (
 def test_new_parts_move_the_deadline_and_resent_ones_change_nothing() -> None:
     """A new number bumps the revision and the newest part's time; a resend does not."""
     s = LogWorkflowState()
-    assert st.on_parts(s, [PartRef(0, 5), PartRef(1, 3, final=True)], now_ms=100)
+    st.on_parts(s, [PartRef(0, 5), PartRef(1, 3, final=True)], now_ms=100)
     assert (s.revision, s.last_part_at_ms, s.final_number, s.known) == (1, 100, 1, {0, 1})
-    assert not st.on_parts(s, [PartRef(1, 3, final=True)], now_ms=200)
+    st.on_parts(s, [PartRef(1, 3, final=True)], now_ms=200)
     assert (s.revision, s.last_part_at_ms, s.stats.parts_signalled) == (1, 100, 2)
     assert st.deadline_ms(s, 50) == 150
 
@@ -34,28 +33,45 @@ def test_adopt_keeps_the_larger_final_number_and_the_newer_part_time() -> None:
 
 
 def test_force_check_waits_while_parts_come_and_stops_when_nothing_is_left() -> None:
-    """The force timer aggregates a silent log with parts left; an empty one just closes."""
+    """A force check aggregates a silent log with parts left; an empty one just closes."""
     s = LogWorkflowState()
+    st.on_force_wake(s)
+    assert s.force_check
     recent = LogSnapshot(1, newest_part_age_ms=10, pending_parts=3)
-    assert st.on_force_check(s, recent, 0, force_after_ms=100) is st.ForceVerdict.KEEP_WAITING
+    st.on_force_check(s, recent, 0)
+    assert not s.force_check
+    assert st.force_verdict(s, recent, force_after_ms=100) is st.ForceVerdict.KEEP_WAITING
     silent = LogSnapshot(1, newest_part_age_ms=200, pending_parts=3)
-    assert st.on_force_check(s, silent, 0, force_after_ms=100) is st.ForceVerdict.AGGREGATE
+    st.on_force_check(s, silent, 0)
+    assert st.force_verdict(s, silent, force_after_ms=100) is st.ForceVerdict.AGGREGATE
     assert s.stats.force_checks == 2
     empty = LogSnapshot(1, newest_part_age_ms=200, pending_parts=0)
     s.revision = 4
-    assert st.on_force_check(s, empty, 0, force_after_ms=100) is st.ForceVerdict.NOTHING_LEFT
+    st.on_force_check(s, empty, 0)
+    assert st.force_verdict(s, empty, force_after_ms=100) is st.ForceVerdict.NOTHING_LEFT
+    assert st.has_work(s)
+    st.on_nothing_left(s)
     assert not st.has_work(s)
+    st.on_parts(s, [PartRef(0, 1, final=True)], now_ms=1)
+    st.on_force_check(s, empty, 0)
+    assert st.force_verdict(s, empty, force_after_ms=100) is st.ForceVerdict.KEEP_WAITING
 
 
 def test_a_request_is_served_only_by_a_round_that_took_it() -> None:
     """A ticket queued while a round is in flight waits for the next round."""
     s = LogWorkflowState()
-    first = st.request(s, RequestKind.AGGREGATE)
-    assert not st.take_requests(s)  # the round in flight takes it; no rewrite asked
-    late = st.request(s, RequestKind.REARCHIVE)
+    st.request(s, RequestKind.AGGREGATE)
+    first = st.newest_ticket(s)
+    st.take_requests(s)
+    assert not st.rewrite_taken(s)  # the round in flight takes it; no rewrite asked
+    st.request(s, RequestKind.REARCHIVE)
+    late = st.newest_ticket(s)
+    assert late.number == first.number + 1 and late.kind is RequestKind.REARCHIVE
     st.serve(s)
     assert st.is_served(s, first) and not st.is_served(s, late)
-    assert st.requested(s) and st.take_requests(s)  # the next round rewrites
+    assert st.requested(s)
+    st.take_requests(s)
+    assert st.rewrite_taken(s)  # the next round rewrites
     st.serve(s)
     assert st.is_served(s, late) and not st.requested(s)
 
@@ -63,9 +79,11 @@ def test_a_request_is_served_only_by_a_round_that_took_it() -> None:
 def test_an_abandoned_round_hands_its_requests_to_the_next() -> None:
     """Requeued tickets come first and stay unserved until a round finishes them."""
     s = LogWorkflowState()
-    taken = st.request(s, RequestKind.REARCHIVE)
+    st.request(s, RequestKind.REARCHIVE)
+    taken = st.newest_ticket(s)
     st.take_requests(s)
-    queued = st.request(s, RequestKind.AGGREGATE)
+    st.request(s, RequestKind.AGGREGATE)
+    queued = st.newest_ticket(s)
     st.requeue(s)
     assert [t.number for t in s.pending] == [taken.number, queued.number] and not s.taken
     assert not st.is_served(s, taken)
@@ -77,10 +95,11 @@ def test_rearchive_resets_the_attempts_and_a_refused_purge_asks_for_one() -> Non
     st.request(s, RequestKind.REARCHIVE)
     assert s.mismatches == 0
     s.pending, s.mismatches = [], 1
-    assert not st.on_purged(s, PurgeResult(False, reason="newer content"))
+    st.on_purged(s, PurgeResult(False, reason="newer content"))
     assert s.mismatches == 2 and s.pending[0].kind is RequestKind.REARCHIVE
-    assert "newer content" in s.stats.last_error
-    assert st.on_purged(s, PurgeResult(True)) and s.purged
+    assert "newer content" in s.stats.last_error and not s.purged
+    st.on_purged(s, PurgeResult(True))
+    assert s.purged
 
 
 def test_aggregation_verification_and_the_purge_delay() -> None:
@@ -93,6 +112,7 @@ def test_aggregation_verification_and_the_purge_delay() -> None:
     assert st.is_verified(s, 2) and st.purge_due_ms(s, 9_999, 500) == 1_500
     s.purge_due_ms = None  # e.g. verified by an earlier run: the delay starts now
     assert st.purge_due_ms(s, 2_000, 500) == 2_500
+    assert s.purge_due_ms is None  # a question changes nothing
 
 
 def test_a_settled_round_forgets_purged_numbers_unless_the_log_changed() -> None:
@@ -103,30 +123,40 @@ def test_a_settled_round_forgets_purged_numbers_unless_the_log_changed() -> None
     assert not st.changed(s, revision)
     st.on_settled(s, revision)
     assert s.known == set() and not st.has_work(s)
-    assert st.on_parts(s, [PartRef(0, 1)], now_ms=5) and st.changed(s, revision)
+    st.on_parts(s, [PartRef(0, 1)], now_ms=5)
+    assert st.changed(s, revision) and s.known == {0}
 
 
 def test_replace_restarts_the_log_and_queues_an_aggregation() -> None:
     """PUT /logs: the parts are gone, the final number too; the next round aggregates."""
     s = LogWorkflowState(final_number=9, known={1, 2}, purged=True, mismatches=3)
-    ticket = st.on_replaced(s, ReplaceResult(log_id=4, content_version=7))
+    st.on_replaced(s, ReplaceResult(log_id=4, content_version=7))
     assert (s.final_number, s.known, s.purged, s.mismatches) == (None, set(), False, 0)
-    assert s.content_version == 7 and s.pending == [ticket]
+    assert s.content_version == 7 and s.pending == [st.newest_ticket(s)]
+    assert s.pending[0].kind is RequestKind.AGGREGATE
 
 
-def test_a_forced_round_without_final_part_restarts_the_force_clock() -> None:
-    """Parts nobody signalled may still come after a forced round: wait again."""
-    s = LogWorkflowState(trigger=Trigger.FORCE_TIMEOUT)
-    assert st.on_forced_without_final(s, now_ms=42) and s.last_part_at_ms == 42
-    s.final_number = 3
-    assert not st.on_forced_without_final(s, now_ms=50)
-
-
-def test_the_pipeline_steps_are_one_searchable_state() -> None:
-    """Only the states an operator searches for reach the search attribute."""
-    pipeline = {LogState.AGGREGATING, LogState.VERIFYING, LogState.ARCHIVED, LogState.PURGING}
-    assert {searchable(step) for step in pipeline} == {LogState.ARCHIVING}
-    assert len({searchable(step) for step in LogState}) == 8
+def test_only_the_steps_a_run_rests_in_reach_the_search_attribute() -> None:
+    """The steps of the one pipeline task (and the quiet period) leave `LogState` as it is;
+    the upload retrying and the purge delay are searchable as `archiving`."""
+    passing = {
+        LogState.QUIET,
+        LogState.AGGREGATING,
+        LogState.UPLOADING,
+        LogState.VERIFYING,
+        LogState.PURGING,
+    }
+    assert {searchable(step) for step in passing} == {None}
+    assert searchable(LogState.ARCHIVING) is searchable(LogState.ARCHIVED) is LogState.ARCHIVING
+    assert {searchable(step) for step in set(LogState) - passing} == {
+        LogState.STREAMING,
+        LogState.ARCHIVING,
+        LogState.REARCHIVE_BACKOFF,
+        LogState.VERIFY_FAILED,
+        LogState.DONE,
+        LogState.CLEARED,
+        LogState.REMOVED,
+    }
 
 
 def test_completeness_follows_the_latest_aggregation_and_an_incomplete_log_lingers() -> None:
@@ -134,13 +164,14 @@ def test_completeness_follows_the_latest_aggregation_and_an_incomplete_log_linge
     incomplete one; a row-less result (no log) leaves what is known."""
     s = LogWorkflowState()
     assert st.grace_ms(s, 60_000, 3_600_000) == 60_000
-    assert st.on_completeness(s, AggregateResult(7, missing=[[2, 3]]))
-    assert s.missing_parts == [[2, 3]]
+    st.on_completeness(s, AggregateResult(7, missing=[[2, 3]]))
+    assert s.missing_parts == [[2, 3]] and st.incomplete(s)
     assert st.grace_ms(s, 60_000, 3_600_000) == 3_600_000
     assert st.grace_ms(s, 60_000, 0) == 60_000  # never shorter than the usual window
-    assert st.on_completeness(s, AggregateResult(None))
-    assert not st.on_completeness(s, AggregateResult(7))
-    assert s.missing_parts == []
+    st.on_completeness(s, AggregateResult(None))
+    assert st.incomplete(s)
+    st.on_completeness(s, AggregateResult(7))
+    assert s.missing_parts == [] and not st.incomplete(s)
 
 
 def test_timeline_keeps_the_first_part_and_the_newest_step() -> None:

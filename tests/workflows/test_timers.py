@@ -1,7 +1,7 @@
 """Every timer path of LogWorkflow on the time-skipping server (real PostgreSQL and S3).
 
-The force timeout reads the database's clock, which time skipping cannot move: those tests
-age the stored parts with SQL instead.
+The force check reads the database's clock, which time skipping cannot move: those tests
+age the stored parts with SQL instead, and send the sweeper's wake themselves.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities
 from workflows.log_workflow import LogWorkflow
-from workflows.models import LogState, LogWorkflowState
+from workflows.models import SIGNAL_FORCE_CHECK, ForceCheckSignal, LogState, LogWorkflowState
 
 Handle = WorkflowHandle[LogWorkflow, LogWorkflowState]
 PARTS = {0: "one\n", 1: "two\n", 2: "three\n"}
@@ -117,41 +117,57 @@ async def test_late_part_moves_the_quiet_deadline_with_one_rearmed_timer(
     assert await timers(handle, "quiet period") == [timedelta(seconds=10), timedelta(seconds=7)]
 
 
-async def test_force_timeout_aggregates_a_log_that_went_silent(
+async def force_check(env: WorkflowEnvironment, handle: Handle, job_id: int) -> None:
+    """What the sweeper sends a run whose log it found silent (workflows/reconcile.py)."""
+    await env.client.get_workflow_handle(handle.id).signal(
+        SIGNAL_FORCE_CHECK, ForceCheckSignal(job_id)
+    )
+
+
+async def test_force_check_aggregates_a_log_that_went_silent(
     time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool, job_id: int
 ) -> None:
-    """No final part and no part for longer than the force timeout: aggregated anyway."""
+    """No final part and no part for longer than the force timeout: the sweeper's wake
+    aggregates it; no timer waited for it in the run."""
     quick = fast(settings, logs_force_after_s=3 * 3600)
     async with lifecycle(time_skipping_env, quick, pool) as store:
         await store_parts(pool, job_id, PARTS, age_s=4 * 3600)
         handle = await send(time_skipping_env.client, quick, job_id, {0: PARTS[0]}, final=None)
+        await state_is(handle, LogState.STREAMING)
+        await force_check(time_skipping_env, handle, job_id)
         state = await finish(time_skipping_env, handle)
         assert state.trigger == "force timeout" and state.final_number is None
+        assert state.stats.force_checks == 1
         assert await store.fetch(job_id) == joined(PARTS).encode()
         assert (await log_row(pool, job_id))["purged_at"] is not None
-    # one timer to the first deadline, one more waiting for stragglers before closing
-    assert len(await timers(handle, "force timeout")) == 2
+    assert await timers(handle, "") == []
     await record(handle, "force_timeout")
 
 
-async def test_force_timeout_rearms_while_parts_keep_coming(
+async def test_force_check_leaves_a_log_whose_parts_keep_coming(
     time_skipping_env: WorkflowEnvironment, settings: Settings, pool: asyncpg.Pool, job_id: int
 ) -> None:
-    """When the force timer fires but the newest part is recent, it re-arms instead."""
+    """A wake for a log whose newest part is recent changes nothing; a later one, once the
+    parts went silent, aggregates."""
     quick = fast(settings, logs_force_after_s=3 * 3600)
     async with lifecycle(time_skipping_env, quick, pool) as store:
         await store_parts(pool, job_id, PARTS)
         handle = await send(time_skipping_env.client, quick, job_id, {0: PARTS[0]}, final=None)
         await state_is(handle, LogState.STREAMING)
-        await time_skipping_env.sleep(3 * 3600 + 60)
-        status = await handle.query(LogWorkflow.status)
-        assert status.stats.force_checks == 1 and status.state == LogState.STREAMING
+        await force_check(time_skipping_env, handle, job_id)
+
+        async def checked() -> None:
+            status = await handle.query(LogWorkflow.status)
+            assert status.stats.force_checks == 1 and status.state == LogState.STREAMING
+
+        await assert_eventually(checked)
         assert (await log_row(pool, job_id))["aggregated_at"] is None
         await pool.execute(
             "UPDATE log_parts SET created_at = created_at - interval '4 hours'"
             " WHERE log_id = (SELECT id FROM logs WHERE job_id = $1)",
             job_id,
         )
+        await force_check(time_skipping_env, handle, job_id)
         assert (await finish(time_skipping_env, handle)).trigger == "force timeout"
         assert await store.fetch(job_id) == joined(PARTS).encode()
 

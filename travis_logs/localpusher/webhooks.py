@@ -8,8 +8,8 @@ import logging
 import time
 
 import httpx
+from stamina import retry_context
 
-from travis_logs.backoff import backoff
 from travis_logs.localpusher.signing import AppCredentials, webhook_signature
 
 log = logging.getLogger(__name__)
@@ -54,17 +54,16 @@ class WebhookSender:
             "X-Pusher-Key": self._app.key,
             "X-Pusher-Signature": webhook_signature(self._app, body),
         }
-        for attempt, delay in zip(range(_ATTEMPTS), backoff(0.1, 5.0), strict=False):
-            try:
-                response = await self._client.post(self._url, content=body, headers=headers)
-            except httpx.HTTPError as err:
-                problem = repr(err)
-            else:
-                if response.status_code < 500:
-                    if response.is_error:
-                        log.warning("webhook refused (%d): %s", response.status_code, events)
-                    return
-                problem = f"HTTP {response.status_code}"
-            log.info("webhook attempt %d failed: %s", attempt + 1, problem)
-            await asyncio.sleep(delay)
-        log.warning("webhook dropped after %d attempts: %s", _ATTEMPTS, events)
+        try:
+            async for attempt in retry_context(
+                on=httpx.HTTPError, attempts=_ATTEMPTS, timeout=None, wait_max=5.0, wait_jitter=0.1
+            ):
+                with attempt:
+                    response = await self._client.post(self._url, content=body, headers=headers)
+                    if response.status_code >= 500:
+                        response.raise_for_status()
+        except httpx.HTTPError as err:
+            log.warning("webhook dropped after %d attempts (%r): %s", _ATTEMPTS, err, events)
+            return
+        if response.is_error:
+            log.warning("webhook refused (%d): %s", response.status_code, events)

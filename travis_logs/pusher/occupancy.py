@@ -53,9 +53,6 @@ class OccupancyStore:
                 applied += 1
         return applied
 
-    async def is_occupied(self, channel: str) -> bool:
-        return channel in await self.occupied([channel])
-
     async def occupied(self, channels: Sequence[str]) -> set[str]:
         """The subset of `channels` that is occupied now, in one query."""
         rows = await self._pool.fetch(_OCCUPIED, list(channels))
@@ -80,9 +77,6 @@ class OccupancyCache:
         self._known: dict[str, tuple[float, bool]] = {}
         self._expired: set[str] = set()
         self._refresh: asyncio.Task[None] | None = None
-
-    async def is_occupied(self, channel: str) -> bool:
-        return channel in await self.occupied([channel])
 
     def known_vacant(self, channel: str) -> bool:
         """True when the last answer says nobody watches `channel`; never waits for a query.

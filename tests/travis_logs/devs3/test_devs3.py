@@ -17,6 +17,8 @@ from travis_logs.checks import wait_for_port
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
 
+pytestmark = pytest.mark.services  # the embedded S3 server's process
+
 BUCKET = "travis-logs"
 
 

@@ -26,7 +26,6 @@ from tests.helpers import assert_eventually
 from tests.pusher_support import (
     APP,
     PusherJs,
-    ensure_pusher_js,
     pusher_settings,
     rest_client,
     serve,
@@ -44,11 +43,6 @@ from travis_logs.pusher.publisher import (
     validate_webhook,
 )
 from travis_logs.settings import Settings
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _pusher_js() -> None:
-    ensure_pusher_js()
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -74,7 +68,7 @@ def _auth_app(settings: Settings) -> Starlette:
 
 
 async def test_pusher_js_receives_the_exact_part_string(
-    pusher_config: Settings, job_id: int
+    pusher_js: None, pusher_config: Settings, job_id: int
 ) -> None:
     """pusher-js on job-<id> gets the part's data string byte for byte, emoji included."""
     part = LogPart(job_id, 7, "strike! ✊ 🚀 done\r\n", False)
@@ -92,7 +86,7 @@ async def test_pusher_js_receives_the_exact_part_string(
 
 
 async def test_private_channel_needs_the_auth_endpoint(
-    defaults: Settings, server_port: int, job_id: int
+    pusher_js: None, defaults: Settings, server_port: int, job_id: int
 ) -> None:
     """private-job-<id> subscribes only with a token from the auth endpoint, then gets parts."""
     settings = pusher_settings(defaults, server_port, pusher_private_channels=True)
@@ -116,7 +110,7 @@ async def test_private_channel_needs_the_auth_endpoint(
 
 
 async def test_forged_channel_token_is_refused(
-    defaults: Settings, server_port: int, job_id: int
+    pusher_js: None, defaults: Settings, server_port: int, job_id: int
 ) -> None:
     """A token signed with another secret does not open a private channel."""
     forger = pusher_settings(defaults, server_port, pusher_secret=SecretStr("not-the-secret"))
@@ -215,7 +209,7 @@ def _existence_app(settings: Settings, store: OccupancyStore, seen: list[Any]) -
 
 
 async def test_webhooks_flip_stored_occupancy(
-    defaults: Settings, pool: asyncpg.Pool, job_id: int
+    pusher_js: None, defaults: Settings, pool: asyncpg.Pool, job_id: int
 ) -> None:
     """Subscribing sends a signed channel_occupied, leaving sends channel_vacated."""
     store, channel = OccupancyStore(pool), f"job-{job_id}"
@@ -235,12 +229,12 @@ async def test_webhooks_flip_stored_occupancy(
 
 
 async def _occupied(store: OccupancyStore, channel: str, expected: bool) -> bool:
-    assert await store.is_occupied(channel) is expected
+    assert (channel in await store.occupied([channel])) is expected
     return True
 
 
 async def test_slow_browser_is_dropped_without_slowing_the_publisher(
-    pusher_config: Settings, job_id: int
+    pusher_js: None, pusher_config: Settings, job_id: int
 ) -> None:
     """A socket that stops reading is disconnected; publishing and other browsers go on."""
     channel, app = f"job-{job_id}", create_app(server_config(client_queue=20))

@@ -19,7 +19,6 @@ from tests.helpers import free_port
 from tests.pusher_support import (
     APP,
     PusherJs,
-    ensure_pusher_js,
     rest_client,
     serve,
     server_config,
@@ -86,9 +85,10 @@ async def test_refused_subscriptions_get_an_error(port: int, channel: str) -> No
     assert reply["event"] == "pusher:error" and reply["data"]["message"]
 
 
-async def test_one_event_reaches_every_subscribed_pusher_js_client(port: int, job_id: int) -> None:
+async def test_one_event_reaches_every_subscribed_pusher_js_client(
+    port: int, job_id: int, pusher_js: None
+) -> None:
     """One trigger fans out to 200 pusher-js connections, none dropped."""
-    ensure_pusher_js()
     channel = f"job-{job_id}"
     async with PusherJs.run(port, [channel], clients=200) as js:
         await js.ready(timeout=60)
@@ -98,6 +98,7 @@ async def test_one_event_reaches_every_subscribed_pusher_js_client(port: int, jo
     assert {e["data"] for e in js.of_kind("event")} == {'"everyone ✊"'}
 
 
+@pytest.mark.services  # a travis-logs process
 def test_help_says_it_is_a_development_component() -> None:
     """`travis-logs pusher-server --help` tells it is for development only."""
     out = subprocess.run(
@@ -109,6 +110,7 @@ def test_help_says_it_is_a_development_component() -> None:
     assert "development component" in " ".join(out.split())
 
 
+@pytest.mark.services  # a travis-logs process
 async def test_command_serves_and_stops_on_sigterm() -> None:
     """The command accepts the package's requests and exits 0 on SIGTERM."""
     server_port = free_port()

@@ -13,11 +13,11 @@ from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
 async def test_occupy_and_vacate_flip_the_stored_state(pool: asyncpg.Pool, job_id: int) -> None:
     """channel_occupied makes a channel watched, channel_vacated makes it unwatched."""
     store, channel = OccupancyStore(pool), f"job-{job_id}"
-    assert not await store.is_occupied(channel)
+    assert channel not in await store.occupied([channel])
     await store.mark(channel, True)
-    assert await store.is_occupied(channel)
+    assert channel in await store.occupied([channel])
     await store.mark(channel, False)
-    assert not await store.is_occupied(channel)
+    assert channel not in await store.occupied([channel])
 
 
 async def test_occupancy_expires_after_six_hours(pool: asyncpg.Pool, job_id: int) -> None:
@@ -32,7 +32,7 @@ async def test_occupancy_expires_after_six_hours(pool: asyncpg.Pool, job_id: int
         "UPDATE pusher_channels SET expires_at = now() - interval '1 s' WHERE channel = $1",
         channel,
     )
-    assert not await store.is_occupied(channel)
+    assert channel not in await store.occupied([channel])
 
 
 async def test_apply_takes_existence_events_and_ignores_others(
@@ -81,5 +81,5 @@ async def test_cache_answers_from_memory_until_its_ttl_passes(
     assert store.queries == 1  # fifty channels, one query
     now[0] += 1.5
     assert await cache.occupied(channels) == {channels[1]}
-    assert await cache.is_occupied(channels[1])
+    assert channels[1] in await cache.occupied([channels[1]])
     assert store.queries == 2

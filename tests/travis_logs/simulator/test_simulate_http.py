@@ -49,7 +49,12 @@ async def test_parts_over_http_are_stored_as_sent(
     """PUT per part or POST /log-parts/multi with RS512 tokens: the stored parts make the expected log."""
     private, public = key_pair()
     api = pusher_settings(
-        settings.model_copy(update={"jwt_rsa_public_key": public, "auth_token": SecretStr("t")}),
+        settings.model_copy(
+            update={
+                "jwt_rsa_public_key": public,
+                "auth_token": SecretStr("simulate-http-token-" + "t" * 32),
+            }
+        ),
         free_port(),  # no Pusher server: live pushes fail quietly
     )
     options = SimulationOptions(

@@ -11,7 +11,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from ingest.parts import parse_message
+from travis_logs.parts import parse_message
 from travis_logs.settings import Settings
 from travis_logs.simulator.job import JobOptions, build_job
 from travis_logs.simulator.manifest import Manifest

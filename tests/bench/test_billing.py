@@ -10,8 +10,8 @@ from temporalio.api.history.v1 import (
 )
 from temporalio.client import WorkflowHistory
 
+from bench.billing import LOCAL_ACTIVITY_MARKER, BillableActions, billable_actions
 from tests.workflows.support import HISTORIES
-from workflows.billing import LOCAL_ACTIVITY_MARKER, BillableActions, billable_actions
 
 
 def recorded(name: str) -> list[HistoryEvent]:
@@ -19,15 +19,15 @@ def recorded(name: str) -> list[HistoryEvent]:
     return list(WorkflowHistory.from_json(name, path.read_text(encoding="utf-8")).events)
 
 
-def test_a_lifecycle_of_two_signals_costs_ten_actions() -> None:
-    """Signal-with-start (one action), the final part's signal, the quiet timer, the upserts
-    for quiet, archiving and done, one archive upload, and three workflow tasks with local
-    activities (read the row; aggregate; verify and purge together)."""
+def test_a_lifecycle_of_two_signals_costs_six_actions() -> None:
+    """Signal-with-start (one action), the final part's signal, the quiet timer, the one
+    upsert (done), and two workflow tasks with local activities (read the row; aggregate,
+    upload, verify and purge together). No force timer, no grace timer, no upload activity."""
     counted = billable_actions(recorded("lifecycle"))
     assert counted == BillableActions(
-        starts=1, signals=1, activities=1, local_activities=3, timers=1, upserts=3
+        starts=1, signals=1, activities=0, local_activities=2, timers=1, upserts=1
     )
-    assert counted.total == 10
+    assert counted.total == 6
 
 
 def test_update_with_start_is_a_start_and_an_update() -> None:
@@ -37,7 +37,8 @@ def test_update_with_start_is_a_start_and_an_update() -> None:
 
 def test_a_run_started_by_continue_as_new_was_paid_for_by_its_predecessor() -> None:
     counted = billable_actions(recorded("continued_as_new_last_run"))
-    assert (counted.starts, counted.continued) == (0, 0) and counted.activities == 1
+    assert (counted.starts, counted.continued) == (0, 0)
+    assert (counted.activities, counted.local_activities) == (0, 1)
 
 
 def test_retries_count_and_markers_of_one_workflow_task_are_one_action() -> None:

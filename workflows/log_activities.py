@@ -1,14 +1,12 @@
-"""The lifecycle's activity calls for one log: options, summary and the lock, no state.
+"""The log's activities, as LogWorkflow calls them: options and summary, no state, no lock.
 
 Each method runs one activity and returns its result; the workflow decides what to do with
-it (workflows/state.py). A lock keeps the pipeline and the update handlers from working on
-the log at the same time.
+it (workflows/state.py) and holds the lock that keeps its pipeline and its update handlers
+from working on the log at the same time.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -58,15 +56,18 @@ DB_TIMEOUT = timedelta(minutes=2)
 AGGREGATE_TIMEOUT = timedelta(minutes=10)
 TRANSFER_TIMEOUT = timedelta(minutes=30)
 INSPECT_TIMEOUT = timedelta(seconds=30)
+# The upload's first attempt runs in the workflow task; each S3 request has its own deadline
+# (travis_logs/transfer.py), and one that takes longer than this goes on as an activity.
+LOCAL_UPLOAD_TIMEOUT = timedelta(minutes=1)
+ONCE = RetryPolicy(maximum_attempts=1)
 
 
-class Steps:
-    """Inspect, aggregate, archive, verify, purge, replace: one log's activity calls."""
+class LogActivities:
+    """Inspect, aggregate, archive, verify, purge, replace, redact: one log's activities."""
 
     def __init__(self, job_id: int, timings: LogTimings) -> None:
         self._job_id = job_id
         self._beat = timedelta(milliseconds=timings.heartbeat_timeout_ms)
-        self._lock = asyncio.Lock()
 
     async def inspect(self, summary: str) -> LogSnapshot:
         """The log's row, read by a local activity (one query: no task round trip)."""
@@ -76,23 +77,35 @@ class Steps:
         """Merge new parts; a local activity (one transaction) unless the archive is read."""
         inp = AggregateInput(self._job_id)
         if from_archive:  # the merge starts from the archive: an S3 read, heartbeating
-            async with self._lock:
-                return await self._execute(AGGREGATE_LOG, inp, summary, AGGREGATE_TIMEOUT)
+            return await self._execute(AGGREGATE_LOG, inp, summary, AGGREGATE_TIMEOUT)
         return await self._local(AGGREGATE_LOG, inp, summary)
 
+    async def upload(self, *, rewrite: bool, summary: str) -> ArchiveResult:
+        """The upload's first attempt, in the workflow task: raises ActivityError when it
+        fails (then `archive` goes on as an activity) or is refused."""
+        inp = ArchiveInput(self._job_id, rewrite=rewrite)
+        result: ArchiveResult = await workflow.execute_local_activity(
+            ARCHIVE_LOG.name,
+            inp,
+            result_type=ArchiveResult,
+            start_to_close_timeout=LOCAL_UPLOAD_TIMEOUT,
+            retry_policy=ONCE,
+            summary=summary,
+        )
+        return result
+
     async def archive(self, *, rewrite: bool, summary: str) -> ArchiveResult:
-        """Upload the content to S3 (heartbeating); raises ActivityError when refused."""
-        async with self._lock:
-            inp = ArchiveInput(self._job_id, rewrite=rewrite)
-            return await self._execute(ARCHIVE_LOG, inp, summary, TRANSFER_TIMEOUT, self._beat)
+        """Upload the content to S3, heartbeating, retried until it works (each attempt and
+        its error visible on the pending activity); raises ActivityError when refused."""
+        inp = ArchiveInput(self._job_id, rewrite=rewrite)
+        return await self._execute(ARCHIVE_LOG, inp, summary, TRANSFER_TIMEOUT, self._beat)
 
     async def verify(self, archived: ArchiveResult, summary: str) -> VerifyResult:
         """Read the object back and compare its size and SHA-256, as a local activity.
 
-        It runs in the workflow task that took the archive's result, so verify and purge
-        cost no task round trip, no activity task and no heartbeat. Each S3 request has its
-        deadline (travis_logs/transfer.py); a worker dying meanwhile times out the workflow
-        task, and the next worker runs the read again (it changes nothing but the verdict).
+        Each S3 request has its deadline (travis_logs/transfer.py); a worker dying meanwhile
+        times out the workflow task, and the next worker runs the read again (it changes
+        nothing but the verdict).
         """
         inp = VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256)
         return await self._local(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT)
@@ -100,48 +113,38 @@ class Steps:
     async def purge(self, version: int, summary: str) -> PurgeResult:
         return await self._local(PURGE_LOG, PurgeInput(self._job_id, version), summary)
 
-    async def replace(
-        self, inp: ReplaceContentInput, replaced: Callable[[ReplaceResult], None]
-    ) -> ReplaceResult:
-        """PUT /logs: replace the content and, when cleared, delete the archive, as one step."""
+    async def replace(self, inp: ReplaceContentInput) -> ReplaceResult:
+        """PUT /logs: replace (or clear) the content."""
         request = ReplaceInput(
             self._job_id, inp.upload_id, inp.sha256, inp.removed_by, str(workflow.uuid4())
         )
-        async with self._lock:  # no archive may slip in between the two
-            done = await self._execute(REPLACE_CONTENT, request, "replace the content (PUT /logs)")
-            replaced(done)
-            if inp.clears:
-                removal = RemoveArchiveInput(self._job_id, done.content_version)
-                await self._execute(REMOVE_ARCHIVE, removal, "delete the cleared log's archive")
-        return done
+        return await self._execute(REPLACE_CONTENT, request, "replace the content (PUT /logs)")
+
+    async def remove_archive(self, content_version: int) -> None:
+        """A cleared log's archive goes too."""
+        removal = RemoveArchiveInput(self._job_id, content_version)
+        await self._execute(REMOVE_ARCHIVE, removal, "delete the cleared log's archive")
 
     async def redact(self, redaction_id: int) -> RedactLogResult:
         """Mask a redaction's strings and ranges (heartbeating: a purged log's archive is read)."""
         inp = RedactLogInput(self._job_id, redaction_id)
-        async with self._lock:
-            return await self._execute(
-                REDACT_LOG, inp, f"redact #{redaction_id}", TRANSFER_TIMEOUT, self._beat
-            )
+        return await self._execute(
+            REDACT_LOG, inp, f"redact #{redaction_id}", TRANSFER_TIMEOUT, self._beat
+        )
 
     async def _local(
         self, ref: ActivityRef[P, R], arg: P, summary: str, timeout: timedelta = DB_TIMEOUT
     ) -> R:
-        """A step that is one database transaction, as a local activity under the lock.
-
-        Local activities cost one history event instead of six and no task round trip;
-        uploads and reads from the archive stay regular activities, heartbeating and
-        visible while pending (verify's read-back follows the upload at once: local too).
-        """
-        async with self._lock:
-            result: R = await workflow.execute_local_activity(
-                ref.name,
-                arg,
-                result_type=ref.result_type,
-                start_to_close_timeout=timeout,
-                retry_policy=RETRY,
-                summary=summary,
-            )
-            return result
+        """A step in the workflow task: one history event instead of six, no task round trip."""
+        result: R = await workflow.execute_local_activity(
+            ref.name,
+            arg,
+            result_type=ref.result_type,
+            start_to_close_timeout=timeout,
+            retry_policy=RETRY,
+            summary=summary,
+        )
+        return result
 
     async def _execute(
         self,

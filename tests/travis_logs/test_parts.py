@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from ingest.parts import clean, decode_log, parse_message
 from travis_logs.errors import InvalidLogPart
-from travis_logs.parts import LAST_PART_NUMBER, LogPart
+from travis_logs.parts import LAST_PART_NUMBER, LogPart, clean, decode_log, parse_message
 
 LIMIT = 1 << 20
 

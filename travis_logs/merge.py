@@ -2,8 +2,9 @@
 
 The index lists the numbers of the parts a log's bytes hold and each one's byte size, in
 number order. Bytes in front of the indexed parts (content set through PUT /logs, or
-adopted from an older database) stay in front. No I/O here: the aggregate activity reads
-the base (database or verified archive) and the parts, and writes the result.
+adopted from an older database) stay in front. No I/O here: the aggregate and redact
+activities read the base (database or verified archive) and the parts and write the result;
+a read of the API serves a log as the next aggregation will leave it, by the same rule.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from activities.merge import PartIndex, merge, merge_unheld
+from travis_logs.merge import PartIndex, merge, merge_unheld
 
 
 def test_parts_are_spliced_between_indexed_parts_in_number_order() -> None:
