@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from api.auth import load_jwt_key
 from api.probes import BrokerProbe
-from ingest.intake import PartIntake
+from ingest.intake import PartIntake, assemble
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.db import create_pool
 from travis_logs.pusher.occupancy import OccupancyCache, OccupancyStore
@@ -72,7 +72,7 @@ async def _build(settings: Settings, stack: AsyncExitStack) -> State:
         temporal=temporal,
         s3=s3,
         archive=ArchiveStore.for_settings(s3, settings),
-        intake=PartIntake(pool, temporal, settings, publisher),
+        intake=assemble(pool, temporal, settings, publisher).parts,
         occupancy=occupancy,
         jwt_key=jwt_key,
         broker=broker,

@@ -17,9 +17,20 @@ CPU per message, Temporal signals and history events per job (plus a 10-part and
 10,000-part job), and the ingest's RSS after each chunk: `--parts 1000000 --chunk 100000`
 checks that it stays flat over a million parts.
 
+Trickle (`--trickle C`): after the drains, the same ingest takes C jobs at travis-worker's
+cadence (2 parts/s each, for `--trickle-s` seconds, then their final parts); its CPU per
+part then is printed against its CPU per part draining, with the ratio (target <= 1.5):
+the cost of a part that arrives alone (its own socket read, a small batch, a short
+`trigger_batch`) against one that arrives in a crowd.
+
+`--compare-delivery` runs a second ingest beside the first with INGEST_DIRECT_DELIVERY=false
+(aiormq's public consuming path, a task per delivery) on a queue of its own; the two
+alternate chunk by chunk and trickle one after the other, and both rows are printed.
+
 Needs PostgreSQL (DATABASE_URL, migrated by `make bench`) and RabbitMQ (RABBITMQ_URL);
-starts its own Temporal dev server. The Pusher existence check is on with nobody watching,
-the common case in production: every part is queued for Pusher and skipped.
+starts its own Temporal dev server and a local Pusher server. The Pusher existence check is
+on; `--watched` (0.2) is the share of jobs whose channel somebody watches (their parts are
+pushed, signed, to the local server), the rest are queued for Pusher and skipped.
 """
 
 from __future__ import annotations
@@ -56,7 +67,10 @@ from temporalio.testing import WorkflowEnvironment
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.topology import declare
+from tests.pusher_support import APP, serve, server_config
 from travis_logs.binaries import executable
+from travis_logs.localpusher.app import create_app
+from travis_logs.pusher.occupancy import OccupancyStore
 from travis_logs.settings import Settings
 from workflows.models import SEARCH_ATTRIBUTES, workflow_id
 
@@ -75,6 +89,7 @@ class Plan:
     raw_rounds: int
     first_job: int
     tag: str
+    trickle_jobs: int = 0
 
     @property
     def small_job(self) -> int:
@@ -83,6 +98,14 @@ class Plan:
     @property
     def large_job(self) -> int:
         return self.first_job + self.jobs + 1
+
+    @property
+    def trickle_first(self) -> int:
+        return self.large_job + 1
+
+    @property
+    def last_job(self) -> int:
+        return self.trickle_first + self.trickle_jobs
 
 
 @dataclass(frozen=True)
@@ -119,6 +142,12 @@ def stream(plan: Plan, start: int, count: int) -> Iterator[bytes]:
         final = n == per_job
         body = {"id": job, "log": "" if final else text, "number": n, "final": final, "uuid": "b"}
         yield json.dumps(body).encode()
+
+
+def trickle_part(job: int, number: int, final: bool) -> bytes:
+    text = "" if final else f"{number} " + "x" * (TEXT_BYTES - 12) + "\n"
+    body = {"id": job, "log": text, "number": number, "final": final, "uuid": "t"}
+    return json.dumps(body).encode()
 
 
 def sized_jobs(plan: Plan, first: bool) -> Iterator[bytes]:
@@ -242,7 +271,9 @@ class IngestProcess:
         self.output.close()
 
 
-def ingest_env(settings: Settings, tag: str, tuning: dict[str, str]) -> dict[str, str]:
+def ingest_env(
+    settings: Settings, tag: str, tuning: dict[str, str], pusher_port: int
+) -> dict[str, str]:
     return {
         "DATABASE_URL": str(settings.database_url),
         "RABBITMQ_URL": str(settings.rabbitmq_url),
@@ -251,11 +282,11 @@ def ingest_env(settings: Settings, tag: str, tuning: dict[str, str]) -> dict[str
         "AMQP_EXCHANGE": settings.amqp_exchange,
         "AMQP_QUEUE": settings.amqp_queue,
         "AMQP_ROUTING_KEY": ROUTING_KEY,
-        "PUSHER_APP_ID": "1",
-        "PUSHER_KEY": "bench",
-        "PUSHER_SECRET": "bench",
+        "PUSHER_APP_ID": APP.app_id,
+        "PUSHER_KEY": APP.key,
+        "PUSHER_SECRET": APP.secret,
         "PUSHER_HOST": "127.0.0.1",
-        "PUSHER_PORT": str(free_port()),
+        "PUSHER_PORT": str(pusher_port),
         "PUSHER_SSL": "false",
         "PUSHER_EXISTENCE_CHECK": "true",
         **tuning,
@@ -263,46 +294,119 @@ def ingest_env(settings: Settings, tag: str, tuning: dict[str, str]) -> dict[str
 
 
 class Bench:
-    """One run: the ingest subprocess, a raw queue beside it, and the figures of each chunk."""
+    """One ingest and its queue, and the figures of each chunk (and the trickle) it took."""
 
-    def __init__(self, channel: AbstractChannel, settings: Settings, plan: Plan) -> None:
-        self.channel, self.settings, self.plan = channel, settings, plan
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        settings: Settings,
+        plan: Plan,
+        ingest: IngestProcess,
+        name: str = "ingest",
+    ) -> None:
+        self.channel, self.settings, self.plan, self.ingest = channel, settings, plan, ingest
+        self.name = name
         self.ingest_drains: list[Drain] = []
         self.raw_drains: list[Drain] = []
+        self.trickles: list[Drain] = []
+        self.acked = 0.0
 
-    async def run(self, ingest: IngestProcess, raw: AbstractQueue) -> None:
+    async def start(self) -> None:
+        """The first parts of the 10-part and the 10,000-part jobs."""
         await publish(
             self.channel, self.settings.amqp_exchange, ROUTING_KEY, sized_jobs(self.plan, True)
         )
-        acked = 2.0
-        for index, start in enumerate(range(0, self.plan.parts, self.plan.chunk)):
-            bodies = list(stream(self.plan, start, min(self.plan.chunk, self.plan.parts - start)))
-            if start + self.plan.chunk >= self.plan.parts:
-                bodies += sized_jobs(self.plan, False)
-            acked += len(bodies)
-            self.ingest_drains.append(await self._ingest_chunk(ingest, bodies, acked))
-            if index < self.plan.raw_rounds:
-                self.raw_drains.append(await drain_raw(self.channel, raw, bodies))
-            self._print_chunk(index)
+        self.acked = 2.0
 
-    async def _ingest_chunk(
-        self, ingest: IngestProcess, bodies: list[bytes], target: float
-    ) -> Drain:
+    async def chunk(self, index: int, raw: AbstractQueue | None) -> None:
+        """Drain chunk `index` (the last one with the sized jobs' other parts); then `raw`."""
+        start = index * self.plan.chunk
+        bodies = list(stream(self.plan, start, min(self.plan.chunk, self.plan.parts - start)))
+        if start + self.plan.chunk >= self.plan.parts:
+            bodies += sized_jobs(self.plan, False)
+        self.acked += len(bodies)
+        self.ingest_drains.append(await self._ingest_chunk(bodies))
+        if raw is not None and index < self.plan.raw_rounds:
+            self.raw_drains.append(await drain_raw(self.channel, raw, bodies))
+        self._print_chunk(index)
+
+    async def _ingest_chunk(self, bodies: list[bytes]) -> Drain:
+        ingest = self.ingest
         cpu = ingest.cpu_s()
         ingest.process.send_signal(signal.SIGSTOP)  # let the queue fill, then drain it
         try:
             await publish(self.channel, self.settings.amqp_exchange, ROUTING_KEY, bodies)
         finally:
             ingest.process.send_signal(signal.SIGCONT)
-        return await ingest.drain(self.channel, self.settings.amqp_queue, target, len(bodies), cpu)
+        return await ingest.drain(
+            self.channel, self.settings.amqp_queue, self.acked, len(bodies), cpu
+        )
+
+    async def trickle(self, seconds: float) -> None:
+        """`trickle_jobs` jobs at 2 parts/s each for `seconds`, then their final parts;
+        the ingest's CPU from the first publish until the last part is acked."""
+        jobs, rate = self.plan.trickle_jobs, 2.0 * self.plan.trickle_jobs
+        per_job = max(1, int(seconds * 2))
+        exchange = await self.channel.get_exchange(self.settings.amqp_exchange)
+        cpu, started = self.ingest.cpu_s(), time.perf_counter()
+        for i in range(jobs * (per_job + 1)):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            number = i // jobs + 1
+            body = trickle_part(self.plan.trickle_first + i % jobs, number, number > per_job)
+            message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await exchange.publish(message, routing_key=ROUTING_KEY)
+        count = jobs * (per_job + 1)
+        self.acked += count
+        while True:
+            if await self.ingest.acked() >= self.acked:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        late = elapsed - count / rate
+        drain = Drain(count, elapsed, self.ingest.cpu_s() - cpu, self.ingest.rss_mib())
+        self.trickles.append(drain)
+        print(
+            f"  {self.name} trickle: {count} parts of {jobs} jobs at {rate:.0f} parts/s,"
+            f" {drain.cpu_us:.0f} us CPU/part (last ack {late:.2f} s after the last publish)"
+        )
 
     def _print_chunk(self, index: int) -> None:
         d = self.ingest_drains[index]
-        line = f"  chunk {index + 1}: ingest {d.rate:7.0f} parts/s"
+        line = (
+            f"  chunk {index + 1}: {self.name} {d.rate:7.0f} parts/s, {d.cpu_us:5.0f} us CPU/part"
+        )
         if index < len(self.raw_drains):
             r = self.raw_drains[index]
             line += f", raw {r.rate:7.0f} msg/s, ratio {d.rate / r.rate:.2f}"
-        print(f"{line}, ingest RSS {d.rss_mib:.1f} MiB")
+        print(f"{line}, RSS {d.rss_mib:.1f} MiB")
+
+    def drain_cpu_us(self) -> float:
+        return statistics.median(d.cpu_us for d in self.ingest_drains)
+
+
+def print_trickle(benches: list[Bench]) -> None:
+    """Per ingest: CPU per part trickling against draining; with two, delivery against delivery."""
+    for b in benches:
+        if b.trickles:
+            trickle, drain = b.trickles[-1].cpu_us, b.drain_cpu_us()
+            print(
+                f"{b.name + ' trickle/drain:':28s}{trickle:6.0f} against {drain:4.0f} us CPU/part,"
+                f" ratio {trickle / drain:.2f} (target <= 1.50)"
+            )
+    if len(benches) == 2:
+        (a, b) = benches
+        print(
+            f"{'CPU/part ' + a.name + '/' + b.name + ' drain:':28s}{a.drain_cpu_us() / b.drain_cpu_us():6.2f}"
+            f" ({a.drain_cpu_us():.0f} against {b.drain_cpu_us():.0f} us)"
+        )
+        if a.trickles and b.trickles:
+            ta, tb = a.trickles[-1].cpu_us, b.trickles[-1].cpu_us
+            print(
+                f"{'CPU/part ' + a.name + '/' + b.name + ' trickle:':28s}{ta / tb:6.2f}"
+                f" ({ta:.0f} against {tb:.0f} us)"
+            )
 
 
 async def history_stats(client: Client, jobs: Iterable[int]) -> list[tuple[int, int]]:
@@ -356,9 +460,10 @@ async def print_figures(bench: Bench, client: Client, pool: asyncpg.Pool) -> Non
 
 @contextlib.asynccontextmanager
 async def services(
-    settings: Settings, plan: Plan
-) -> AsyncIterator[tuple[Client, AbstractChannel, asyncpg.Pool]]:
-    """A Temporal dev server, a broker channel with the bench's queues, a database pool."""
+    settings: Settings, variants: list[tuple[Settings, Plan]]
+) -> AsyncIterator[tuple[Client, AbstractChannel, asyncpg.Pool, int]]:
+    """A Temporal dev server, a broker channel, a database pool and a local Pusher server
+    (its port); the queues, rows and watched channels of `variants` are removed after."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=executable("temporal"), search_attributes=SEARCH_ATTRIBUTES
     )
@@ -367,23 +472,39 @@ async def services(
     connection = await aio_pika.connect(str(settings.rabbitmq_url))
     try:
         channel = await connection.channel(publisher_confirms=False)
-        yield env.client, channel, pool
+        async with serve(create_app(server_config())) as pusher_port:
+            yield env.client, channel, pool, pusher_port
     finally:
-        for name in (settings.amqp_queue, f"{settings.amqp_queue}.dead"):
-            await channel.queue_delete(name)
-        for name in (settings.amqp_exchange, f"{settings.amqp_exchange}.dead"):
-            await channel.exchange_delete(name)
+        for config, plan in variants:
+            for name in (config.amqp_queue, f"{config.amqp_queue}.dead"):
+                await channel.queue_delete(name)
+            for name in (config.amqp_exchange, f"{config.amqp_exchange}.dead"):
+                await channel.exchange_delete(name)
+            for table in ("logs", "signal_outbox"):
+                await pool.execute(
+                    f"DELETE FROM {table} WHERE job_id BETWEEN $1 AND $2",
+                    plan.first_job,
+                    plan.last_job,
+                )
+            await pool.execute(
+                "DELETE FROM pusher_channels WHERE channel = ANY($1::text[])",
+                [f"job-{j}" for j in range(plan.first_job, plan.last_job + 1)],
+            )
         await connection.close()
-        await pool.execute(
-            "DELETE FROM logs WHERE job_id BETWEEN $1 AND $2", plan.first_job, plan.large_job
-        )
-        await pool.execute(
-            "DELETE FROM signal_outbox WHERE job_id BETWEEN $1 AND $2",
-            plan.first_job,
-            plan.large_job,
-        )
         await pool.close()
         await env.shutdown()
+
+
+async def watch(pool: asyncpg.Pool, plan: Plan, share: float) -> None:
+    """Mark every 1/share-th job's channel as watched, of the drained and the trickling jobs."""
+    if share <= 0:
+        return
+    step = max(1, round(1 / share))
+    jobs = [*range(plan.first_job, plan.first_job + plan.jobs, step)]
+    jobs += range(plan.trickle_first, plan.trickle_first + plan.trickle_jobs, step)
+    store = OccupancyStore(pool)
+    for job in jobs:
+        await store.mark(f"job-{job}", True)
 
 
 @contextlib.contextmanager
@@ -439,18 +560,24 @@ def print_profile(path: str, top: int = 25) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    tag = uuid.uuid4().hex[:8]
-    plan = Plan(
-        args.parts,
-        args.jobs,
-        args.chunk or args.parts,
-        args.raw_rounds,
-        random.randrange(10**12, 2 * 10**12),
-        tag,
-    )
-    settings = Settings().model_copy(
-        update={"amqp_exchange": f"bench-{tag}", "amqp_queue": f"bench.logs-{tag}"}
-    )
+    names = ["direct", "task"] if args.compare_delivery else ["ingest"]
+    first = random.randrange(10**12, 2 * 10**12)
+    variants = []
+    for index, _ in enumerate(names):
+        tag = uuid.uuid4().hex[:8]
+        plan = Plan(
+            args.parts,
+            args.jobs,
+            args.chunk or args.parts,
+            args.raw_rounds,
+            first + index * 10**7,
+            tag,
+            args.trickle,
+        )
+        config = Settings().model_copy(
+            update={"amqp_exchange": f"bench-{tag}", "amqp_queue": f"bench.logs-{tag}"}
+        )
+        variants.append((config, plan))
     tuning = {
         k: str(v)
         for k, v in (
@@ -460,27 +587,40 @@ async def main(args: argparse.Namespace) -> None:
         )
         if v
     }
+    plan = variants[0][1]
     print(
-        f"ingest bench: {plan.parts} parts of ~{TEXT_BYTES} B for {plan.jobs} jobs in chunks of {plan.chunk}; {tuning or 'default settings'}"
+        f"ingest bench: {plan.parts} parts of ~{TEXT_BYTES} B for {plan.jobs} jobs in chunks of {plan.chunk}; {tuning or 'default settings'}; {args.watched:.0%} of channels watched"
     )
-    async with services(settings, plan) as (client, channel, pool):
-        settings = settings.model_copy(
-            update={"temporal_address": client.service_client.config.target_host}
-        )
-        await declare(channel, settings)
-        raw = await channel.declare_queue(f"bench.raw-{tag}", exclusive=True)
-        await channel.set_qos(prefetch_count=args.prefetch or settings.amqp_prefetch)
-        ingest = IngestProcess(ingest_env(settings, tag, tuning))
-        bench = Bench(channel, settings, plan)
+    async with services(variants[0][0], variants) as (client, channel, pool, pusher_port):
+        address = client.service_client.config.target_host
+        benches = []
         try:
-            await ingest.ready()
-            with profiled(ingest.process.pid, args.profile):
-                await bench.run(ingest, raw)
+            for name, (config, plan) in zip(names, variants, strict=True):
+                config = config.model_copy(update={"temporal_address": address})
+                await declare(channel, config)
+                await watch(pool, plan, args.watched)
+                env = ingest_env(config, plan.tag, tuning, pusher_port)
+                env["INGEST_DIRECT_DELIVERY"] = str(name != "task").lower()
+                benches.append(Bench(channel, config, plan, IngestProcess(env), name))
+            raw = await channel.declare_queue(f"bench.raw-{plan.tag}", exclusive=True)
+            await channel.set_qos(prefetch_count=args.prefetch or Settings().amqp_prefetch)
+            for b in benches:
+                await b.ingest.ready()
+                await b.start()
+            with profiled(benches[0].ingest.process.pid, args.profile):
+                for index in range(-(-plan.parts // plan.chunk)):
+                    for b in benches:
+                        await b.chunk(index, raw if b is benches[0] else None)
+                if args.trickle:
+                    for b in benches:
+                        await b.trickle(args.trickle_s)
         finally:
-            await ingest.stop()
+            for b in benches:
+                await b.ingest.stop()
         if args.profile:
             print_profile(args.profile)
-        await print_figures(bench, client, pool)
+        await print_figures(benches[0], client, pool)
+        print_trickle(benches)
 
 
 def parse_args() -> argparse.Namespace:
@@ -496,6 +636,20 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--raw-rounds", type=int, default=3, help="chunks followed by a raw drain (default 3)"
+    )
+    parser.add_argument(
+        "--trickle", type=int, default=0, metavar="C", help="then C jobs at 2 parts/s each"
+    )
+    parser.add_argument(
+        "--trickle-s", type=float, default=60, help="seconds of trickle per job (default 60)"
+    )
+    parser.add_argument(
+        "--watched", type=float, default=0.2, help="share of channels watched (default 0.2)"
+    )
+    parser.add_argument(
+        "--compare-delivery",
+        action="store_true",
+        help="a second ingest with INGEST_DIRECT_DELIVERY=false beside the first",
     )
     parser.add_argument("--batch-size", type=int, help="INGEST_BATCH_SIZE")
     parser.add_argument("--batch-ms", type=int, help="INGEST_BATCH_MS")

@@ -1,12 +1,12 @@
-"""Live streaming figures: RabbitMQ to pusher-js latency, fan-out, and the publisher's backends.
+"""Live streaming figures: RabbitMQ to pusher-js latency, fan-out, and the publisher's linger.
 
 1. latency: `travis-logs ingest` and `travis-logs pusher-server` run as subprocesses; a real
    pusher-js client (node) subscribes to 50 channels; parts of about 1.6 KB are published to
    RabbitMQ at 1,000/s, each carrying its publish time; p50/p99 of (pusher-js receipt -
-   AMQP publish). Run once per publisher backend (thread, asyncio) and ingest batch window.
+   AMQP publish). Run once per PUSHER_LINGER_MS (0 and 10) and ingest batch window.
 2. fan-out: 1,000 pusher-js sockets subscribe to one channel; one event is triggered; how
    many sockets got it and when the last one did.
-3. backends: the publisher alone pushes a burst of parts to the server with each backend:
+3. linger: the publisher alone pushes a burst of parts to the server with each linger:
    events/s and mean trigger_batch call time.
 
 Needs PostgreSQL (DATABASE_URL, migrated by `make bench`), RabbitMQ, node and npm; starts
@@ -51,7 +51,7 @@ PAD = "x" * 1580  # the rest of a ~1.6 KB part, like travis-worker's chunks
 @dataclass(frozen=True)
 class Run:
     settings: Settings
-    backend: str
+    linger_ms: int
     batch_ms: int
     tag: str
 
@@ -72,7 +72,7 @@ class Run:
             "PUSHER_HOST": "127.0.0.1",
             "PUSHER_PORT": str(pusher_port),
             "PUSHER_SSL": "false",
-            "PUSHER_BACKEND": self.backend,
+            "PUSHER_LINGER_MS": str(self.linger_ms),
             "PUSHER_EXISTENCE_CHECK": "false",
             "DEV_PUSHER_PORT": str(pusher_port),
         }
@@ -231,22 +231,22 @@ async def distant(port: int, rtt_s: float) -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
 
 
-async def compare_backends(base: Settings, parts: int, rounds: int, rtt_ms: float) -> None:
-    """Bursts with each backend, interleaved so that machine noise hits both; medians printed."""
+async def compare_lingers(base: Settings, parts: int, rounds: int, rtt_ms: float) -> None:
+    """Bursts with each linger, interleaved so that machine noise hits both; medians printed."""
     port = free_port()
-    results: dict[str, list[tuple[float, float]]] = {"thread": [], "asyncio": []}
+    results: dict[int, list[tuple[float, float]]] = {0: [], 10: []}
     async with pusher_server(server_env(port), port), distant(port, rtt_ms / 1000) as via:
         settings = pusher_settings(
             base, via if rtt_ms else port, pusher_queue_size=parts * 2, pusher_timeout_s=10.0
         )
         for _ in range(rounds):
-            for backend, runs in results.items():
-                update = {"pusher_backend": backend}
+            for linger, runs in results.items():
+                update = {"pusher_linger_ms": linger}
                 runs.append(await burst(settings.model_copy(update=update), parts))
-    for backend, runs in results.items():
+    for linger, runs in results.items():
         rate = statistics.median(r for r, _ in runs)
         call_ms = statistics.median(c for _, c in runs)
-        print(f"  {backend:8s} {rate:8.0f} events/s   {call_ms:6.2f} ms per trigger_batch")
+        print(f"  linger {linger:2d} ms {rate:8.0f} events/s   {call_ms:6.2f} ms per trigger_batch")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -260,10 +260,10 @@ def report(ms: list[float]) -> None:
     )
 
 
-async def direct_run(base: Settings, backend: str, rate: int, seconds: float) -> list[float]:
+async def direct_run(base: Settings, linger: int, rate: int, seconds: float) -> list[float]:
     """Milliseconds from publisher.publish to pusher-js receipt, without ingest and RabbitMQ."""
     port = free_port()
-    settings = pusher_settings(base, port).model_copy(update={"pusher_backend": backend})
+    settings = pusher_settings(base, port).model_copy(update={"pusher_linger_ms": linger})
     channels = [f"job-{j}" for j in range(1, 51)]
     async with (
         pusher_server(server_env(port), port),
@@ -284,14 +284,14 @@ async def direct_run(base: Settings, backend: str, rate: int, seconds: float) ->
     return [e["t"] - e["stamp"] for e in js.of_kind("event")]
 
 
-async def backends_section(args: argparse.Namespace, base: Settings) -> None:
+async def lingers_section(args: argparse.Namespace, base: Settings) -> None:
     for rtt_ms in (0, args.rtt_ms):
         where = f"through a proxy adding {rtt_ms:g} ms RTT" if rtt_ms else "on loopback"
-        print(f"== backends: bursts of {args.burst} parts for 50 jobs {where} (median of 3)")
-        await compare_backends(base, args.burst, rounds=3, rtt_ms=rtt_ms)
-    for backend in ("thread", "asyncio"):
-        print(f"== publisher -> pusher-js, {args.rate} parts/s, 50 channels, backend {backend}")
-        report(await direct_run(base, backend, args.rate, args.seconds))
+        print(f"== lingers: bursts of {args.burst} parts for 50 jobs {where} (median of 3)")
+        await compare_lingers(base, args.burst, rounds=3, rtt_ms=rtt_ms)
+    for linger in (0, 10):
+        print(f"== publisher -> pusher-js, {args.rate} parts/s, 50 channels, linger {linger} ms")
+        report(await direct_run(base, linger, args.rate, args.seconds))
 
 
 async def latency_section(args: argparse.Namespace, base: Settings) -> None:
@@ -302,13 +302,13 @@ async def latency_section(args: argparse.Namespace, base: Settings) -> None:
         address = env.client.service_client.config.target_host
         settings = base.model_copy(update={"temporal_address": address})
         for batch_ms in args.batch_ms:
-            for backend in ("thread", "asyncio"):
+            for linger in (0, 10):
                 print(
                     f"== AMQP publish -> ingest -> pusher-js: {args.rate} parts/s for"
-                    f" {args.seconds:g} s, {args.channels} channels, backend {backend},"
+                    f" {args.seconds:g} s, {args.channels} channels, linger {linger} ms,"
                     f" INGEST_BATCH_MS={batch_ms}"
                 )
-                run = Run(settings, backend, batch_ms, uuid.uuid4().hex[:8])
+                run = Run(settings, linger, batch_ms, uuid.uuid4().hex[:8])
                 report(await latency_run(run, args.rate, args.seconds, args.channels))
     finally:
         await env.shutdown()
@@ -317,7 +317,7 @@ async def latency_section(args: argparse.Namespace, base: Settings) -> None:
 async def main(args: argparse.Namespace) -> None:
     ensure_pusher_js()
     base = Settings()
-    await backends_section(args, base)
+    await lingers_section(args, base)
     await latency_section(args, base)
     got, last_ms = await fan_out(args.sockets)
     print(f"== fan-out: one event to {args.sockets} pusher-js sockets")
@@ -330,7 +330,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5, help="publishing time (5)")
     parser.add_argument("--channels", type=int, default=50, help="jobs watched (50)")
     parser.add_argument("--sockets", type=int, default=1000, help="fan-out sockets (1000)")
-    parser.add_argument("--burst", type=int, default=3000, help="parts per backend burst")
+    parser.add_argument("--burst", type=int, default=3000, help="parts per linger burst")
     parser.add_argument("--rtt-ms", type=float, default=20, help="simulated Pusher RTT (20)")
     parser.add_argument(
         "--batch-ms", type=int, nargs="+", default=[50, 10], help="INGEST_BATCH_MS values"

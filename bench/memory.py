@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.capacity import cpu_s, database, rss_mib
-from ingest.intake import PartIntake
+from ingest.intake import PartIntake, assemble
 from tests.helpers import free_port
 from travis_logs.binaries import executable
 from travis_logs.migrate import migrate
@@ -44,7 +44,7 @@ TARGET_MIB = 500 * 1e6 / 2**20  # 500 MB
 
 
 class NoPusher:
-    async def publish(self, parts: Sequence[LogPart]) -> None:
+    def offer(self, parts: Sequence[LogPart]) -> None:
         del parts
 
 
@@ -85,8 +85,7 @@ async def open_logs(intake: PartIntake, jobs: range) -> None:
         batch = [
             LogPart(j, 0, f"job {j} started\n") for j in range(start, min(start + BATCH, jobs.stop))
         ]
-        stored = await intake.store(batch)
-        await intake.signals.deliver(stored.pending)
+        await intake.accept(batch, patient=True)
 
 
 async def measure(base: Settings, runner: str, jobs: int, cache: int) -> tuple[float, float]:
@@ -125,7 +124,7 @@ async def measure(base: Settings, runner: str, jobs: int, cache: int) -> tuple[f
                 first = random.randrange(10**12, 2 * 10**12)
                 started = time.monotonic()
                 await open_logs(
-                    PartIntake(pool, temporal.client, settings, NoPusher()),
+                    assemble(pool, temporal.client, settings, NoPusher()).parts,
                     range(first, first + jobs),
                 )
                 await wait_idle(pid)

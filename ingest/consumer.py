@@ -1,11 +1,12 @@
 """AMQP deliveries of log parts, in batches, through `PartIntake`; acks only what is safe.
 
-Per batch: invalid messages are published to the dead-letter exchange (confirmed) with their
-reason; the valid parts are stored in one transaction; the transition signals are accepted
-by Temporal; then one multiple ack per channel. Nothing is acked before its commit and its
-signals, and nothing is requeued: a database outage is waited out while the broker keeps
-the unacked messages, and a part that fails alone for another reason is dead-lettered after
-`ingest_store_attempts`.
+Batching, dead-lettering and acks are done here; where a part goes is `PartIntake`'s. Per
+batch: invalid messages are published to the dead-letter exchange (confirmed) with their
+reason; the valid parts go to the intake, patiently (stored in one transaction, the
+transition signals accepted by Temporal); then one multiple ack per channel. Nothing is
+acked before its commit and its signals, and nothing is requeued: a database outage is
+waited out while the broker keeps the unacked messages, and a part the intake refuses (it
+failed alone `ingest_store_attempts` times) is dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aio_pika
-import asyncpg
 from aio_pika.abc import AbstractExchange
 from aiormq.abc import DeliveredMessage
 from prometheus_client import Counter, Histogram
 from pydantic_core import from_json
 
-from ingest.intake import PartIntake, StoredBatch
+from ingest.intake import PartIntake
 from ingest.topology import REASON_HEADER
 from travis_logs.backoff import backoff
 from travis_logs.errors import InvalidLogPart
@@ -44,17 +43,6 @@ BATCH_SECONDS = Histogram(
 )
 MAX_BACKOFF_S = 5.0
 
-# The database is down, restarting, overloaded, or this transaction lost a deadlock.
-OUTAGES = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.TransactionRollbackError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-
 
 @dataclass(slots=True)
 class Entry:
@@ -64,7 +52,7 @@ class Entry:
     part: LogPart | None
     arrived: float
     reason: str | None = None
-    held: bool = False  # pushed after the store (a redelivery, or a job with redactions)
+    pushed: bool = False  # pushed live on arrival (else after the store, when new)
 
 
 class BatchConsumer:
@@ -79,15 +67,13 @@ class BatchConsumer:
         self._buffer: list[Entry] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self._live: list[LogPart] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         self.acked = 0
 
     def on_delivery(self, message: DeliveredMessage) -> None:
-        """The consumer callback: parse now, push live now, store with the next batch.
+        """The consumer callback: parse now, hand to the intake's live push, store later.
 
-        It runs in the AMQP channel's frame reader (`topology.Subscription`): no awaits, no
+        It runs in the AMQP channel's frame reader (`subscription.Subscription`): no awaits, no
         exceptions out.
         """
         arrived = self._loop.time()
@@ -100,17 +86,10 @@ class BatchConsumer:
             log.exception("parsing a message failed")
             entry = Entry(message, None, arrived, f"parse: {err!r}")
         self._buffer.append(entry)
-        # A redelivered part may be a duplicate: it is pushed once the insert says it is new.
-        # A part of a job with redaction rules is pushed after the store too, masked.
-        if entry.part is not None and not self._pushed_after_store(entry):
-            self._push_soon(entry.part)
+        if entry.part is not None:
+            entry.pushed = self._intake.arrived(entry.part, bool(message.redelivered))
         if len(self._buffer) == 1 or len(self._buffer) >= self._settings.ingest_batch_size:
             self._wake.set()
-
-    def _pushed_after_store(self, entry: Entry) -> bool:
-        assert entry.part is not None
-        entry.held = entry.message.redelivered or self._intake.redacted.defers(entry.part.job_id)
-        return entry.held
 
     def close(self) -> None:
         """Finish: `run` processes what is in hand and returns (consuming must stop first)."""
@@ -149,56 +128,23 @@ class BatchConsumer:
                     await self._wake.wait()
 
     async def process(self, batch: list[Entry]) -> None:
-        """Store, dead-letter, signal, then ack one batch."""
+        """Dead-letter what is no part and hand the rest to the intake; then ack the batch."""
         started = time.perf_counter()
         good = [e for e in batch if e.part is not None]
-        stored, failed = await self._store(good)
-        bad = [e for e in batch if e.part is None] + failed
-        await asyncio.gather(
-            *(self._dead_letter(e) for e in bad), self._intake.signals.deliver(stored.pending)
+        parts = [e.part for e in good if e.part is not None]
+        pushed = {(e.part.job_id, e.part.number) for e in good if e.pushed and e.part}
+        unparsed = [e for e in batch if e.part is None]
+        _, result = await asyncio.gather(
+            asyncio.gather(*(self._dead_letter(e) for e in unparsed)),
+            self._intake.accept(parts, patient=True, pushed=pushed),
         )
-        held = [e.part for e in good if e.held and e.part is not None]
-        await self._intake.push(
-            [stored.as_stored(p) for p in held if (p.job_id, p.number) in stored.new]
-        )
+        refused = [e for e in good if e.part and (e.part.job_id, e.part.number) in result.refused]
+        for e in refused:
+            assert e.part is not None
+            e.reason = result.refused[(e.part.job_id, e.part.number)]
+        await asyncio.gather(*(self._dead_letter(e) for e in refused))
         await self._ack(batch)
         BATCH_SECONDS.observe(time.perf_counter() - started)
-
-    async def _store(self, entries: list[Entry]) -> tuple[StoredBatch, list[Entry]]:
-        """Store the batch; if it fails for more than an outage, store part by part."""
-        try:
-            return await self._store_patiently([e.part for e in entries if e.part]), []
-        except Exception:
-            log.exception("storing a batch of %d parts failed; storing one by one", len(entries))
-        new: set[tuple[int, int]] = set()
-        pending, failed, duplicates = [], [], 0
-        for e in entries:
-            assert e.part is not None
-            try:
-                one = await self._store_patiently([e.part], self._settings.ingest_store_attempts)
-            except Exception as err:
-                e.reason = f"store: {err!r}"
-                failed.append(e)
-                continue
-            new |= one.new
-            pending += one.pending
-            duplicates += one.duplicates
-        return StoredBatch(frozenset(new), duplicates, pending), failed
-
-    async def _store_patiently(self, parts: Sequence[LogPart], attempts: int = 1) -> StoredBatch:
-        """`intake.store`, waiting out database outages; other errors raise after `attempts`."""
-        delays, failures = backoff(0.1, MAX_BACKOFF_S), 0
-        while True:
-            delay = next(delays)
-            try:
-                return await self._intake.store(parts)
-            except OUTAGES as err:
-                log.warning("database unavailable (%r); retrying in %.1f s", err, delay)
-            except Exception:
-                failures += 1
-                if failures >= attempts:
-                    raise
-            await asyncio.sleep(delay)
 
     async def _dead_letter(self, entry: Entry) -> None:
         """Publish a copy with its reason, confirmed, before the batch ack covers the original."""
@@ -235,18 +181,6 @@ class BatchConsumer:
             else:
                 self.acked += len(messages)
                 ACKED.inc(len(messages))
-
-    def _push_soon(self, part: LogPart) -> None:
-        """Queue a part for Pusher; one publish call takes all parts read meanwhile."""
-        self._live.append(part)
-        if len(self._live) == 1:
-            task = asyncio.create_task(self._push_live())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _push_live(self) -> None:
-        parts, self._live = self._live, []
-        await self._intake.push(parts)
 
 
 def job_hint(body: bytes) -> str:

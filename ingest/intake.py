@@ -2,19 +2,16 @@
 
 One transaction per batch: find or create the `logs` rows, insert every part in one
 statement (`ON CONFLICT (log_id, number) DO NOTHING RETURNING`), mark final parts in
-`logs.final_number`, and record the signals the insert calls for in the outbox. Only what
-the insert reports as new is a transition: the first part of a job (its `logs` row was
-created here, or held no parts and no final part: emptied by a purge after a forced
-aggregation, or by PUT /logs for a restarted job), a final part, and any part stored once
-the log has a final part. So a job costs its workflow 2-3 signals whatever its length, and
-a redelivered duplicate none.
+`logs.final_number`, and record the signals the insert calls for (`transitions`) in the
+outbox; after the commit, send them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,10 +22,11 @@ from temporalio.client import Client
 from ingest import outbox
 from ingest.outbox import PendingSignal, SignalSender
 from ingest.redacted import RedactedJobs
+from ingest.transitions import KnownLog, transitions
+from travis_logs.backoff import backoff
 from travis_logs.parts import LogPart
 from travis_logs.redaction import mask_text
 from travis_logs.settings import Settings
-from workflows.models import PartRef, PartsSignal
 
 log = logging.getLogger(__name__)
 
@@ -76,30 +74,51 @@ WHERE logs.id = f.id AND (logs.final_number IS NULL OR logs.final_number < f.num
 """
 
 
-class PartsPublisher(Protocol):
-    """What intake needs of `core.pusher.PusherPublisher`: queue parts, never raise."""
+# The database is down, restarting, overloaded, or this transaction lost a deadlock.
+OUTAGES = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+MAX_BACKOFF_S = 5.0
 
-    async def publish(self, parts: Sequence[LogPart]) -> None: ...
+Key = tuple[int, int]  # (job_id, number)
+
+
+class PartsPublisher(Protocol):
+    """What intake needs of `PusherPublisher`: queue parts at once, never raise."""
+
+    def offer(self, parts: Sequence[LogPart]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
-    """What happened to a call's parts: stored (new), duplicates, signals accepted."""
+    """What happened to a call's parts: stored (new), duplicates, signals accepted, refused.
+
+    `refused` maps the parts a patient call could not store, alone and after retries, to
+    why (the caller dead-letters them); a bounded call raises instead.
+    """
 
     stored: int
     duplicates: int
     signals: int
+    refused: dict[Key, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
     """A committed batch: the (job_id, number) keys that were new and the signals it owes."""
 
-    new: frozenset[tuple[int, int]]
+    new: frozenset[Key]
     duplicates: int
     pending: list[PendingSignal]
     # The masked text of every part of the batch that a redaction rule changed.
-    masked: dict[tuple[int, int], str] = field(default_factory=dict)
+    masked: dict[Key, str] = field(default_factory=dict)
+    refused: dict[Key, str] = field(default_factory=dict)
 
     def as_stored(self, part: LogPart) -> LogPart:
         """`part` as it was stored: masked when a redaction rule applies to it."""
@@ -107,54 +126,104 @@ class StoredBatch:
         return part if text is None else dataclasses.replace(part, content=text)
 
 
-@dataclass(frozen=True, slots=True)
-class _Log:
-    id: int
-    job_id: int
-    final_number: int | None
-    # No part stored before this batch: its first new part starts the log's stream.
-    empty: bool
-    # Literal strings of the job's redactions: masked in its parts before they are stored.
-    secrets: tuple[str, ...] = ()
-
-
 class PartIntake:
-    """Stores parts, pushes them live and signals their workflows; shared by AMQP and HTTP."""
+    """Where a parsed part goes: pushed live, stored, its transitions signalled.
+
+    The one orchestrator of both paths. AMQP calls `arrived` for each delivery (the live
+    push, before the store) and `accept(..., patient=True)` per batch: a database outage is
+    waited out (the broker keeps the unacked messages meanwhile), a part that fails alone is
+    refused for the dead-letter queue. HTTP calls `accept` alone: bounded, it raises.
+    """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        temporal_client: Client,
-        settings: Settings,
+        signals: SignalSender,
         publisher: PartsPublisher,
+        redacted: RedactedJobs,
+        *,
+        store_attempts: int = 5,
     ) -> None:
         self._pool = pool
+        self._signals = signals
         self._publisher = publisher
-        self.signals = SignalSender(pool, temporal_client, settings)
-        self.redacted = RedactedJobs()
+        self._redacted = redacted
+        self._store_attempts = store_attempts
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self._pool
+    def arrived(self, part: LogPart, redelivered: bool) -> bool:
+        """Push `part` live now, before its store, unless it must wait; True when pushed.
 
-    async def accept(self, parts: Sequence[LogPart]) -> IntakeResult:
-        """Push, store and signal `parts`; raises when the database or Temporal fails.
-
-        A retry after a failure is safe: stored parts are duplicates the second time, and
-        signals recorded before the failure are resent from the outbox.
+        A redelivered part may be a duplicate: it is pushed once the insert says it is new.
+        A part of a job with redaction rules is pushed after the store too, masked. Never
+        awaits and never raises (AMQP calls it in the channel's frame reader).
         """
-        batch = await self.store(parts)
-        # After the store, as stored: a part of a job with redaction rules is pushed masked.
-        await self.push([batch.as_stored(p) for p in parts])  # only queues
-        sent = await self.signals.deliver(batch.pending, patient=False, raise_errors=True)
-        return IntakeResult(stored=len(batch.new), duplicates=batch.duplicates, signals=sent)
+        if redelivered or self._redacted.defers(part.job_id):
+            return False
+        self._publisher.offer((part,))
+        return True
 
-    async def push(self, parts: Sequence[LogPart]) -> None:
-        """Hand `parts` to the Pusher publisher (which queues them and never raises)."""
-        if parts:
-            await self._publisher.publish(parts)
+    async def accept(
+        self, parts: Sequence[LogPart], *, patient: bool = False, pushed: Set[Key] = frozenset()
+    ) -> IntakeResult:
+        """Store `parts`, push the new ones not `pushed` already (as stored), signal.
 
-    async def store(self, parts: Sequence[LogPart]) -> StoredBatch:
+        Bounded (HTTP): raises when the database or Temporal fails. Patient (AMQP): retries
+        outages of either until they pass, and refuses the parts that fail alone. A retry
+        after a failure is safe: stored parts are duplicates the second time, and signals
+        recorded before the failure are resent from the outbox.
+        """
+        batch = await (self._store_patiently(parts) if patient else self._store(parts))
+        self._push_stored(parts, batch, pushed)  # only queues
+        sent = await self._signals.deliver(batch.pending, patient=patient, raise_errors=not patient)
+        return IntakeResult(len(batch.new), batch.duplicates, sent, batch.refused)
+
+    def _push_stored(self, parts: Sequence[LogPart], batch: StoredBatch, pushed: Set[Key]) -> None:
+        late, seen = [], set(pushed)
+        for p in parts:
+            key = (p.job_id, p.number)
+            if key in batch.new and key not in seen:
+                seen.add(key)
+                late.append(batch.as_stored(p))
+        if late:
+            self._publisher.offer(late)
+
+    async def _store_patiently(self, parts: Sequence[LogPart]) -> StoredBatch:
+        """The batch, waiting out outages; if it fails for more, part by part."""
+        try:
+            return await self._retrying(parts, attempts=1)
+        except Exception:
+            log.exception("storing a batch of %d parts failed; storing one by one", len(parts))
+        new: set[Key] = set()
+        masked: dict[Key, str] = {}
+        pending, refused, duplicates = [], {}, 0
+        for p in _dedupe(parts):
+            try:
+                one = await self._retrying([p], self._store_attempts)
+            except Exception as err:
+                refused[(p.job_id, p.number)] = f"store: {err!r}"
+                continue
+            new |= one.new
+            pending += one.pending
+            masked |= one.masked  # pushed after the store as stored, masked
+            duplicates += one.duplicates
+        return StoredBatch(frozenset(new), duplicates, pending, masked, refused)
+
+    async def _retrying(self, parts: Sequence[LogPart], attempts: int) -> StoredBatch:
+        """`_store`, waiting out database outages; other errors raise after `attempts`."""
+        delays, failures = backoff(0.1, MAX_BACKOFF_S), 0
+        while True:
+            delay = next(delays)
+            try:
+                return await self._store(parts)
+            except OUTAGES as err:
+                log.warning("database unavailable (%r); retrying in %.1f s", err, delay)
+            except Exception:
+                failures += 1
+                if failures >= attempts:
+                    raise
+            await asyncio.sleep(delay)
+
+    async def _store(self, parts: Sequence[LogPart]) -> StoredBatch:
         """Insert `parts` and record their transition signals in one transaction."""
         unique = _dedupe(parts)
         if not unique:
@@ -166,7 +235,7 @@ class PartIntake:
             by_log = {lg.id: lg for lg in logs.values()}
             await _mark_final(conn, rows)
             pending = await outbox.record(conn, transitions(rows, by_log))
-        self.redacted.learn({lg.job_id for lg in logs.values() if lg.secrets})
+        self._redacted.learn({lg.job_id for lg in logs.values() if lg.secrets})
         new = frozenset((by_log[r["log_id"]].job_id, r["number"]) for r in rows)
         PARTS.labels("stored").inc(len(new))
         PARTS.labels("duplicate").inc(len(parts) - len(new))
@@ -181,13 +250,13 @@ def _dedupe(parts: Sequence[LogPart]) -> list[LogPart]:
     return [first[k] for k in sorted(first)]
 
 
-async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> dict[int, _Log]:
+async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> dict[int, KnownLog]:
     """The `logs` row of each job, created when missing; exactly one creator per job."""
     found = {r["job_id"]: _found(r) for r in await conn.fetch(_FIND_LOGS, job_ids)}
     missing = [j for j in job_ids if j not in found]
     if missing:
         for r in await conn.fetch(_CREATE_LOGS, missing):
-            found[r["job_id"]] = _Log(r["id"], r["job_id"], None, empty=True)
+            found[r["job_id"]] = KnownLog(r["id"], r["job_id"], None, empty=True)
         # Rows another transaction created meanwhile: ON CONFLICT waited for its commit, and
         # this new statement's snapshot sees them.
         raced = [j for j in missing if j not in found]
@@ -197,11 +266,11 @@ async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> 
     return found
 
 
-def _found(r: asyncpg.Record) -> _Log:
-    return _Log(r["id"], r["job_id"], r["final_number"], r["empty"], tuple(r["secrets"]))
+def _found(r: asyncpg.Record) -> KnownLog:
+    return KnownLog(r["id"], r["job_id"], r["final_number"], r["empty"], tuple(r["secrets"]))
 
 
-def _masked(parts: list[LogPart], logs: dict[int, _Log]) -> dict[tuple[int, int], str]:
+def _masked(parts: list[LogPart], logs: dict[int, KnownLog]) -> dict[tuple[int, int], str]:
     """The parts a redaction rule of their job changes, masked (no work for other jobs)."""
     out = {}
     for p in parts:
@@ -216,7 +285,7 @@ def _masked(parts: list[LogPart], logs: dict[int, _Log]) -> dict[tuple[int, int]
 async def _insert_parts(
     conn: asyncpg.Connection,
     parts: list[LogPart],
-    logs: dict[int, _Log],
+    logs: dict[int, KnownLog],
     masked: dict[tuple[int, int], str],
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
@@ -238,30 +307,24 @@ async def _mark_final(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> N
         await conn.execute(_MARK_FINAL, list(finals), list(finals.values()))
 
 
-def transitions(rows: Sequence[asyncpg.Record], logs: dict[int, _Log]) -> list[PartsSignal]:
-    """One signal per job whose new rows include a transition, carrying only those refs."""
-    new_by_log: dict[int, list[asyncpg.Record]] = {}
-    for r in rows:
-        new_by_log.setdefault(r["log_id"], []).append(r)
-    signals = []
-    for log_id, new in new_by_log.items():
-        refs = _transition_refs(logs[log_id], sorted(new, key=lambda r: r["number"]))
-        if refs:
-            signals.append(PartsSignal(logs[log_id].job_id, refs))
-    return signals
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """`PartIntake` and the collaborators an entry point also runs in the background (the
+    wiring the entry points inject; the API's one way into the ingest is this module)."""
+
+    pool: asyncpg.Pool
+    signals: SignalSender  # its outbox sweep
+    redacted: RedactedJobs  # its LISTEN for new redactions
+    parts: PartIntake
 
 
-def _transition_refs(lg: _Log, new: list[asyncpg.Record]) -> list[PartRef]:
-    if lg.final_number is not None:
-        return [_ref(r) for r in new]  # every part after the final one is late news
-    finals = [r["number"] for r in new if r["final"]]
-    # Parts numbered after a final part of the same batch are late too.
-    after = min(finals) if finals else None
-    picked = [r for r in new if r["final"] or (after is not None and r["number"] > after)]
-    if lg.empty and (not picked or picked[0] is not new[0]):
-        picked.insert(0, new[0])  # the first part starts the workflow
-    return [_ref(r) for r in picked]
-
-
-def _ref(r: asyncpg.Record) -> PartRef:
-    return PartRef(number=r["number"], size=r["size"] or 0, final=r["final"])
+def assemble(
+    pool: asyncpg.Pool, temporal: Client, settings: Settings, publisher: PartsPublisher
+) -> Intake:
+    """A `PartIntake` over these clients, with its own signal sender and redaction set."""
+    signals = SignalSender(pool, temporal, settings)
+    redacted = RedactedJobs()
+    parts = PartIntake(
+        pool, signals, publisher, redacted, store_attempts=settings.ingest_store_attempts
+    )
+    return Intake(pool, signals, redacted, parts)

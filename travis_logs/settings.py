@@ -74,9 +74,9 @@ class Settings(BaseSettings):
     pusher_concurrency: int = Field(default=8, ge=1, le=64)
     pusher_queue_size: int = Field(default=10_000, ge=10)
     pusher_timeout_s: float = Field(default=2.0, gt=0)
-    # How requests leave: a kept-alive session in a thread, or the `pusher` package's
-    # asyncio backend (a new connection per call; slower, see core/pusher_transport.py).
-    pusher_backend: Literal["thread", "asyncio"] = "thread"
+    # How long a sender waits, from the oldest queued part, for a batch of 10 events to
+    # fill: trickling parts of many channels share a call instead of paying one each.
+    pusher_linger_ms: int = Field(default=10, ge=0, le=1000)
     # How long ingest trusts a channel's stored occupancy before reading it again.
     pusher_occupancy_ttl_s: float = Field(default=1.0, ge=0)
     # Where the local Pusher-protocol server POSTs channel_occupied/vacated webhooks
@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     # Attempts at storing a part that fails alone for an unexpected reason before it is
     # dead-lettered (database outages are waited out, not counted).
     ingest_store_attempts: int = Field(default=5, ge=1)
+    # Deliveries handed to the ingest in aiormq's frame reader instead of a task each
+    # (ingest/subscription.py); off: aiormq's public consuming path, for comparison.
+    ingest_direct_delivery: bool = True
     # Port of the ingest's prometheus /metrics; unset: not served.
     ingest_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Where the /metrics endpoints of ingest and worker listen: loopback unless an address

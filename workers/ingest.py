@@ -12,9 +12,10 @@ from prometheus_client import start_http_server
 
 from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
-from ingest.intake import PartIntake
+from ingest.intake import Intake, assemble
 from ingest.outbox import SignalSender
-from ingest.topology import Subscription, dead_letter_names, declare
+from ingest.subscription import Subscription
+from ingest.topology import dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq
 from travis_logs.db import create_pool
 from travis_logs.migrate import require_current
@@ -66,17 +67,17 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             occupancy = OccupancyCache(OccupancyStore(pool), settings.pusher_occupancy_ttl_s)
         publisher = build_publisher(settings, occupancy)
         stack.push_async_callback(publisher.aclose)
-        await consume(PartIntake(pool, client, settings, publisher), settings, stop)
+        await consume(assemble(pool, client, settings, publisher), settings, stop)
 
 
-async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -> None:
+async def consume(intake: Intake, settings: Settings, stop: asyncio.Event) -> None:
     """Consume `amqp_queue` into `intake` until `stop`; then flush the batch in hand and ack."""
     connection = await aio_pika.connect_robust(str(settings.rabbitmq_url))
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.amqp_prefetch)
         topology = await declare(channel, settings)
-        consumer = BatchConsumer(intake, topology.dead_exchange, settings)
+        consumer = BatchConsumer(intake.parts, topology.dead_exchange, settings)
         batches = asyncio.create_task(consumer.run())
         sweeper = asyncio.create_task(sweep_outbox(intake.signals, settings.ingest_outbox_stale_s))
         redactions = asyncio.create_task(intake.redacted.watch(intake.pool))
@@ -84,7 +85,12 @@ async def consume(intake: PartIntake, settings: Settings, stop: asyncio.Event) -
         backlog = asyncio.create_task(
             watch_backlog(await connection.channel(), _queues(settings), BACKLOG_PERIOD_S)
         )
-        subscription = Subscription(channel, settings.amqp_queue, consumer.on_delivery)
+        subscription = Subscription(
+            channel,
+            settings.amqp_queue,
+            consumer.on_delivery,
+            direct=settings.ingest_direct_delivery,
+        )
         try:
             await subscription.start()
             log.info("ingest consuming %s", settings.amqp_queue)

@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ingest.intake import PartIntake
+from ingest.intake import Intake, assemble
 from ingest.topology import Topology, declare
 from tests.helpers import assert_eventually
 from travis_logs.pusher.publisher import PusherPublisher, build_publisher
@@ -142,7 +142,7 @@ def signalled_numbers(signals: Sequence[PartsSignal]) -> list[int]:
 class Ingest:
     """A consumer running in this event loop; `stop()` shuts it down like SIGTERM would."""
 
-    intake: PartIntake
+    intake: Intake
     publisher: PusherPublisher
     task: asyncio.Task[None]
     stopping: asyncio.Event
@@ -159,7 +159,7 @@ async def running_ingest(
 ) -> AsyncIterator[Ingest]:
     """`travis-logs ingest`'s consume loop on the test's pool, client and a real publisher."""
     publisher = build_publisher(settings, None)
-    intake = PartIntake(pool, client, settings, publisher)
+    intake = assemble(pool, client, settings, publisher)
     stopping = asyncio.Event()
     ingest = Ingest(
         intake, publisher, asyncio.create_task(consume(intake, settings, stopping)), stopping

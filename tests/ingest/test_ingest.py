@@ -205,11 +205,11 @@ async def test_accept_stores_signals_and_is_idempotent_without_amqp(
     config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
 ) -> None:
     """The HTTP routes' path: accept stores and signals; the same parts again change nothing."""
-    from ingest.intake import PartIntake
+    from ingest.intake import assemble
     from travis_logs.pusher.publisher import build_publisher
 
     publisher = build_publisher(config, None)
-    intake = PartIntake(pool, temporal_client, config, publisher)
+    intake = assemble(pool, temporal_client, config, publisher).parts
     parts = [LogPart(job_id, 1, "a"), LogPart(job_id, 1, "dup"), LogPart(job_id, 2, "", True)]
     first = await intake.accept(parts)
     again = await intake.accept(parts)
@@ -273,12 +273,12 @@ async def test_the_first_part_after_a_log_was_emptied_is_signalled(
     config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
 ) -> None:
     """A log without parts or final part (purged after a forced aggregation) starts again."""
-    from ingest.intake import PartIntake
+    from ingest.intake import assemble
     from travis_logs.pusher.publisher import build_publisher
 
     await pool.execute("INSERT INTO logs (job_id, content) VALUES ($1, 'old')", job_id)
     publisher = build_publisher(config, None)
-    intake = PartIntake(pool, temporal_client, config, publisher)
+    intake = assemble(pool, temporal_client, config, publisher).parts
     first = await intake.accept([LogPart(job_id, 3, "more")])
     second = await intake.accept([LogPart(job_id, 4, "and more")])
     await publisher.aclose()
@@ -291,12 +291,12 @@ async def test_the_ingest_stamps_the_first_and_the_final_part_once(
 ) -> None:
     """first_part_at on a row that had none (here one created before any part), kept by
     later batches; final_part_at with the final part (the timeline of GET /logs/:id)."""
-    from ingest.intake import PartIntake
+    from ingest.intake import assemble
     from travis_logs.pusher.publisher import build_publisher
 
     await pool.execute("INSERT INTO logs (job_id) VALUES ($1)", job_id)
     publisher = build_publisher(config, None)
-    intake = PartIntake(pool, temporal_client, config, publisher)
+    intake = assemble(pool, temporal_client, config, publisher).parts
     stamps = "SELECT first_part_at, final_part_at FROM logs WHERE job_id = $1"
     await intake.accept([LogPart(job_id, 0, "a")])
     first, final = await pool.fetchrow(stamps, job_id)

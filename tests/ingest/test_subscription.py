@@ -6,7 +6,7 @@ from __future__ import annotations
 import aio_pika
 from aiormq.abc import DeliveredMessage
 
-from ingest.topology import Subscription
+from ingest.subscription import Subscription
 from tests.helpers import assert_eventually
 from tests.ingest.ingest_support import broker, part, publish
 from travis_logs.settings import Settings

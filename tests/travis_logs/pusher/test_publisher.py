@@ -33,7 +33,7 @@ from travis_logs.pusher.publisher import (
     payload_json,
     validate_webhook,
 )
-from travis_logs.pusher.transport import Event, ThreadTransport
+from travis_logs.pusher.transport import AiohttpTransport, Event
 from travis_logs.settings import Settings
 
 # Fails a publisher that waits on a silent Pusher instead of hanging the suite; it is a
@@ -87,12 +87,12 @@ def test_channel_names() -> None:
     assert channel_name(1919, private=True) == "private-job-1919"
 
 
-@pytest.mark.parametrize("backend", ["thread", "asyncio"])
-async def test_both_backends_deliver_the_exact_string(
-    config: Settings, server_port: int, job_id: int, backend: str
+async def test_a_subscriber_gets_the_exact_string(
+    config: Settings, server_port: int, job_id: int
 ) -> None:
-    """Either way of sending, a subscriber receives payload_json's string unchanged."""
-    publisher = build_publisher(config.model_copy(update={"pusher_backend": backend}), None)
+    """Signed by the `pusher` package, sent by aiohttp: the server checks the signature, and a
+    subscriber receives payload_json's string unchanged (non-ASCII included)."""
+    publisher = build_publisher(config, None)
     part = LogPart(job_id, 3, "emoji 🚀 ✊ and ümlauts", True)
     async with websocket(server_port) as ws:
         await subscribe(ws, channel_name(job_id, private=False))
@@ -102,13 +102,13 @@ async def test_both_backends_deliver_the_exact_string(
     assert message == {"event": "job:log", "channel": f"job-{job_id}", "data": payload_json(part)}
 
 
-class _Recording(ThreadTransport):
-    """The real thread transport, remembering the size of every batch it sends."""
+class _Recording(AiohttpTransport):
+    """The real transport, remembering the channels of every batch it sends."""
 
-    sizes: list[int]
+    batches: list[list[str]]
 
     async def trigger_batch(self, batch: list[Event]) -> None:
-        self.sizes.append(len(batch))
+        self.batches.append([e["channel"] for e in batch])
         await super().trigger_batch(batch)
 
 
@@ -116,10 +116,9 @@ async def test_parts_go_out_in_batches_of_ten_in_order(
     config: Settings, server_port: int, job_id: int
 ) -> None:
     """25 parts of one job are 3 trigger_batch calls (10, 10, 5) and arrive in order."""
-    (transport,) = _Recording.pool(config, 1)
-    assert isinstance(transport, _Recording)
-    transport.sizes = []
-    publisher = PusherPublisher([transport])
+    transport = _Recording(config, 1)
+    transport.batches = []
+    publisher = PusherPublisher(transport)
     parts = [LogPart(job_id, n, f"line {n}", n == 24) for n in range(25)]
     async with websocket(server_port) as ws:
         await subscribe(ws, f"job-{job_id}")
@@ -127,8 +126,66 @@ async def test_parts_go_out_in_batches_of_ten_in_order(
         await publisher.flush()
         messages = await _receive(ws, 25)
     await publisher.aclose()
-    assert transport.sizes == [10, 10, 5]
+    assert [len(b) for b in transport.batches] == [10, 10, 5]
     assert [m["data"] for m in messages] == [payload_json(p) for p in parts]
+
+
+async def test_parts_trickling_in_for_many_channels_share_one_call(
+    config: Settings, server_port: int, new_job_id: Iterator[int]
+) -> None:
+    """Ten parts of ten jobs, offered one at a time, go out in one trigger_batch call.
+
+    The linger is far longer than the test needs, so the batch fills by itself; a sender
+    that took what it found would send ten calls of one event.
+    """
+    jobs = [next(new_job_id) for _ in range(10)]
+    transport = _Recording(config, 2)
+    transport.batches = []
+    publisher = PusherPublisher(transport, lanes=2, linger_s=GUARD_S)
+    async with websocket(server_port) as ws:
+        for job in jobs:
+            await subscribe(ws, f"job-{job}")
+        for job in jobs:
+            publisher.offer([LogPart(job, 1, "x", False)])
+            await asyncio.sleep(0)  # let the senders run between parts
+        messages = await _receive(ws, 10)
+    await publisher.aclose()
+    assert transport.batches == [[f"job-{job}" for job in jobs]]
+    assert {m["channel"] for m in messages} == {f"job-{job}" for job in jobs}
+
+
+async def test_calls_reuse_at_most_one_connection_per_lane(
+    config: Settings, server_port: int, new_job_id: Iterator[int]
+) -> None:
+    """Many calls from 2 lanes open at most 2 connections (kept alive, no handshake per call)."""
+    async with _counting_proxy(server_port) as (port, accepted):
+        settings = config.model_copy(update={"pusher_port": port, "pusher_concurrency": 2})
+        publisher = build_publisher(settings, None)
+        sent = counted("sent")
+        for n in range(20):
+            publisher.offer([LogPart(next(new_job_id), n, "x", False) for _ in range(10)])
+            await publisher.flush()
+        await publisher.aclose()
+    assert counted("sent") - sent == 200
+    assert 1 <= len(accepted) <= 2
+
+
+async def test_a_wrongly_signed_call_is_refused_and_counted(
+    config: Settings, server_port: int, job_id: int
+) -> None:
+    """The local server checks Pusher's auth signature: a wrong secret is a counted 401."""
+    other = config.model_copy(update={"pusher_secret": SecretStr("not-the-secret")})
+    publisher = build_publisher(other, None)
+    failed = counted("failed")
+    bad_auth = REGISTRY.get_sample_value(
+        "travis_logs_pusher_errors_total", {"error": "PusherBadAuth"}
+    )
+    publisher.offer([LogPart(job_id, 1, "x", False)])
+    await publisher.flush()
+    await publisher.aclose()
+    assert counted("failed") - failed == 1
+    after = REGISTRY.get_sample_value("travis_logs_pusher_errors_total", {"error": "PusherBadAuth"})
+    assert (after or 0) - (bad_auth or 0) == 1
 
 
 async def test_parallel_senders_keep_each_channel_in_order(
@@ -298,6 +355,28 @@ def test_channel_auth_token_is_what_the_server_checks(config: Settings) -> None:
     )
     with pytest.raises(ValueError):
         authenticate_channel(config, "private-job-7", "not-a-socket-id")
+
+
+@contextlib.asynccontextmanager
+async def _counting_proxy(port: int) -> AsyncIterator[tuple[int, list[int]]]:
+    """A TCP proxy to `port` on loopback; yields its port and a list that grows per connection."""
+    accepted: list[int] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(len(accepted))
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], accepted
 
 
 def _closed_port() -> int:
