@@ -87,7 +87,7 @@ async def test_a_signed_batch_verifies_each_distinct_token_once_and_drops_strang
         {"@type": "log_part", "job_id": job_id, "number": n, "content": "Yg==", "tok": f"x.y.{n}"}
         for n in range(2, 202)
     ]
-    signature = hashlib.sha1("".join(i["tok"] for i in items).encode()).hexdigest()
+    signature = hashlib.sha1("".join(str(i["tok"]) for i in items).encode()).hexdigest()
     headers = {"Authorization": f"token sig:{signature}"}
     response = await anonymous.post("/log-parts/multi", json=items, headers=headers)
     assert (response.status_code, response.headers["X-Dropped-Log-Parts"]) == (204, "200")
