@@ -140,3 +140,21 @@ async def test_access_log_shows_no_query_string(private_api: str, job_id: int) -
     lines = [r.getMessage() for r in handler.records]
     assert len(lines) == 2 and all(f"/jobs/{job_id} HTTP" in line for line in lines), lines
     assert not [line for line in lines if "token" in line or "?" in line]
+
+
+async def test_access_log_bounds_a_huge_path_and_method(api_url: str) -> None:
+    """A 20,000-character path reaches the access log cut, its length named."""
+    access = logging.getLogger("uvicorn.access")
+    handler, level = Records(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        async with httpx.AsyncClient(base_url=api_url) as c:
+            await c.get("/" + "p" * 20_000)
+            await c.request("M" * 1_000, "/uptime")
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    lines = [r.getMessage() for r in handler.records]
+    assert len(lines) == 2 and all(len(line) < 600 for line in lines), lines
+    assert "(20001 bytes)" in lines[0] and "(1000 bytes)" in lines[1]
