@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from travis_logs.bounded import bounded
+
 ACCESS_LOGGER = "uvicorn.access"
 
 
@@ -13,7 +15,9 @@ class StripQuery(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            record.args = (args[0], args[1], args[2].partition("?")[0], args[3], args[4])
+            # A client chooses its method and path: both are cut to a bounded length.
+            method, path = bounded(args[1], 16), bounded(args[2].partition("?")[0])
+            record.args = (args[0], method, path, args[3], args[4])
         return True
 
 

@@ -7,13 +7,17 @@
 - Viewer grants (`api.sessions`): the viewer page of job N carries a short-lived grant for N,
   which it sends back as `X-Log-Grant` to `GET /log-parts/N` and `POST /pusher/auth`.
 
-Every check here reads headers only, so a route can run it before it reads its body.
+Every check here reads headers only, so a route can run it before it reads its body; the
+exception is travis-worker's `token sig:` batch, whose credentials are JWTs inside the body:
+`require_body_token` finds and verifies one without parsing the body.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -27,6 +31,14 @@ from travis_logs.settings import Settings
 TOKEN_NOT_SET = "authentication token is not set"
 KEY_NOT_SET = "key is not set"
 GRANT_HEADER = "X-Log-Grant"
+# travis-api's job JWTs are a few hundred bytes; a longer one is not decoded at all.
+MAX_JWT_BYTES = 8192
+# `"tok": "<jwt>"` in a batch's raw body; a JWT is base64url with dots, never escaped.
+_BODY_TOKEN = re.compile(rb'"tok"\s*:\s*"([A-Za-z0-9_.\-]{1,%d})"' % MAX_JWT_BYTES)
+# How many `"tok"` a batch's body is searched for, and how many distinct ones verified,
+# before it is refused: a caller without a credential costs a few searches and RSA checks.
+BODY_TOKEN_TRIES = 16
+BODY_TOKENS_CHECKED = 4
 
 
 def configured_token(settings: Settings) -> str:
@@ -63,11 +75,20 @@ def load_jwt_key(settings: Settings) -> RSAPublicKey | None:
 
 def jwt_allows(settings: Settings, key: RSAPublicKey, token: str, job_id: int | None) -> bool:
     """True when `token` verifies with RS512, has not expired and, given `job_id`, names it."""
+    subject = jwt_subject(settings, key, token)
+    return subject is not None and (job_id is None or subject == str(job_id))
+
+
+def jwt_subject(settings: Settings, key: RSAPublicKey, token: str) -> str | None:
+    """The `sub` of a JWT that verifies (RS512, unexpired, audience and issuer); else None."""
+    if len(token) > MAX_JWT_BYTES:
+        return None
     try:
         claims = jwt.decode(token, key, **_jwt_rules(settings))
     except jwt.PyJWTError:
-        return False
-    return job_id is None or claims.get("sub") == str(job_id)
+        return None
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) else None
 
 
 def _jwt_rules(settings: Settings) -> dict[str, Any]:
@@ -94,6 +115,40 @@ def require_part_writer(
             raise ApiError(403, "forbidden")
         return
     require_token(settings, authorization)
+
+
+def require_body_token(settings: Settings, key: RSAPublicKey | None, body: bytes) -> None:
+    """travis-worker's `token sig:` batches: a JWT of the body must verify, before parsing.
+
+    The signature is an unkeyed checksum of the items' tokens, so anyone can make one; the
+    credential is the items' JWTs. The body is searched (not parsed) for its first tokens:
+    a batch none of whose first BODY_TOKENS_CHECKED tokens verifies is refused at once,
+    whatever its size, and each item's own token is checked again when it is parsed.
+    """
+    if key is None:
+        raise ApiError(500, KEY_NOT_SET)
+    if not any(jwt_subject(settings, key, tok) for tok in body_tokens(body)):
+        raise ApiError(403, "forbidden")
+
+
+def body_tokens(body: bytes) -> Iterator[str]:
+    """The first distinct `"tok"` values of a raw JSON body, found without parsing it."""
+    seen: set[str] = set()
+    start = 0
+    for _ in range(BODY_TOKEN_TRIES):
+        at = body.find(b'"tok"', start)
+        if at < 0:
+            return
+        start = at + 5
+        match = _BODY_TOKEN.match(body, at)
+        if match is None:
+            continue
+        token = match.group(1).decode("ascii")
+        if token not in seen:
+            seen.add(token)
+            yield token
+            if len(seen) >= BODY_TOKENS_CHECKED:
+                return
 
 
 def multi_signature(tokens: list[str]) -> str:

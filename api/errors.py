@@ -15,9 +15,11 @@ from starlette.exceptions import HTTPException
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
+from travis_logs.bounded import bounded, bounded_repr
 from travis_logs.errors import ArchiveMismatch, S3Timeout
 
 log = logging.getLogger(__name__)
+MAX_ERRORS_SHOWN = 10
 
 # What every route may answer while PostgreSQL, Temporal or S3 is unreachable.
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
@@ -44,9 +46,12 @@ def error_response(status_code: int, message: str, **extra: Any) -> JSONResponse
 def describe_validation(errors: Sequence[Any]) -> str:
     """`query.after: Input should be a valid integer; ...` (input values are not echoed)."""
     parts = []
-    for error in errors:
-        where = ".".join(str(p) for p in error.get("loc", ()))
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        # A location may name a key of the body: the client's text, so it is bounded.
+        where = ".".join(bounded(p, 40) for p in error.get("loc", ()))
+        parts.append(f"{where}: {bounded(error.get('msg', 'invalid'))}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "; ".join(parts) or "invalid request"
 
 
@@ -73,19 +78,21 @@ async def _invalid(request: Request, exc: Exception) -> Response:
 
 def _unavailable(service: str) -> Any:
     async def handler(request: Request, exc: Exception) -> Response:
-        log.warning("%s %s: %s unavailable: %r", request.method, request.url.path, service, exc)
+        where = f"{bounded(request.method, 16)} {bounded(request.url.path)}"
+        log.warning("%s: %s unavailable: %s", where, service, bounded_repr(exc))
         return error_response(503, f"{service} is unavailable, try again")
 
     return handler
 
 
 async def _update_failed(request: Request, exc: Exception) -> Response:
-    log.error("%s %s: workflow update failed: %r", request.method, request.url.path, exc.__cause__)
+    where = f"{bounded(request.method, 16)} {bounded(request.url.path)}"
+    log.error("%s: workflow update failed: %s", where, bounded_repr(exc.__cause__))
     return error_response(500, "the log workflow refused the change")
 
 
 async def _damaged(request: Request, exc: Exception) -> Response:
-    log.error("%s %s: %s", request.method, request.url.path, exc)
+    log.error("%s %s: %s", bounded(request.method, 16), bounded(request.url.path), exc)
     return error_response(500, "the archived log does not match its checksum")
 
 

@@ -18,6 +18,9 @@ DROPPED_PARTS = Counter(
     ["reason"],
 )
 
+# Every method a route of the app answers (HEAD: Starlette answers it for each GET route).
+SERVED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "OPTIONS"})
+
 
 class RequestMetrics:
     """Times every HTTP request; the label is the route template, never the raw path."""
@@ -41,9 +44,15 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            REQUESTS.labels(scope["method"], _route(scope), str(status)).observe(
+            REQUESTS.labels(_method(scope), _route(scope), str(status)).observe(
                 time.perf_counter() - started
             )
+
+
+def _method(scope: Scope) -> str:
+    method = scope["method"]
+    # A client may send any token as its method; only the methods served are labels.
+    return method if method in SERVED_METHODS else "other"
 
 
 def _route(scope: Scope) -> str:

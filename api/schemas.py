@@ -121,9 +121,11 @@ class LogOut(_LogFields):
     redactions: list[RedactionOut] = Field(default_factory=list)
 
 
+BIGINT_MAX = 2**63 - 1
 SecretText = Annotated[str, Field(min_length=1, max_length=10_000)]
 ByteRange = Annotated[
-    tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=1)]],
+    # Bounded like the database's bigint: a larger offset is a 400, not a failed query.
+    tuple[Annotated[int, Field(ge=0, le=BIGINT_MAX)], Annotated[int, Field(ge=1, le=BIGINT_MAX)]],
     Field(description="[start, end): byte offsets into the log, on UTF-8 character boundaries"),
 ]
 

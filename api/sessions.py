@@ -78,15 +78,25 @@ def issue(settings: Settings, use: Use, job_id: int, now: float | None = None) -
 
 def valid(settings: Settings, use: Use, job_id: int, token: str | None) -> bool:
     """Whether `token` is an unexpired `use` for this job, issued in the current channel mode."""
+    return granted_job(settings, use, token) == str(job_id)
+
+
+def granted_job(settings: Settings, use: Use, token: str | None) -> str | None:
+    """The job (`sub`) an unexpired `use` of the current channel mode opens; None if none.
+
+    A route whose job is named in its body checks this before it reads the body.
+    """
     key = _key(settings)
     if not token or key is None:
-        return False
+        return None
     try:
         claims = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
-        return False
-    wanted = {"sub": str(job_id), "use": use, "chan": channel_mode(settings)}
-    return all(claims.get(name) == value for name, value in wanted.items())
+        return None
+    if claims.get("use") != use or claims.get("chan") != channel_mode(settings):
+        return None
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) else None
 
 
 def require_reader(

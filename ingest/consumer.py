@@ -16,16 +16,19 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractExchange
 from aiormq.abc import DeliveredMessage
+from pamqp.encode import field_table
 from prometheus_client import Counter, Histogram
 from pydantic_core import from_json
 
 from ingest.intake import PartIntake
 from ingest.topology import REASON_HEADER
 from travis_logs.backoff import backoff
+from travis_logs.bounded import bounded, bounded_repr
 from travis_logs.errors import InvalidLogPart
 from travis_logs.parts import LogPart, parse_message
 from travis_logs.settings import Settings
@@ -42,6 +45,12 @@ BATCH_SECONDS = Histogram(
     "travis_logs_ingest_batch_seconds", "From taking a batch to acking it (store, signals, acks)."
 )
 MAX_BACKOFF_S = 5.0
+# A dead letter must always be publishable: its reason and the headers it copies are bounded
+# so that its content header fits one frame of the broker's frame_max (128 KiB by default;
+# past it RabbitMQ closes the whole connection, and the redelivered message did it again).
+REASON_MAX_BYTES = 512
+COPIED_HEADERS_MAX_BYTES = 16 * 1024
+DROPPED_HEADERS = "x-original-headers-dropped"
 
 
 @dataclass(slots=True)
@@ -148,8 +157,8 @@ class BatchConsumer:
 
     async def _dead_letter(self, entry: Entry) -> None:
         """Publish a copy with its reason, confirmed, before the batch ack covers the original."""
-        reason = entry.reason or "unknown"
-        DEAD_LETTERS.labels(reason.partition(":")[0]).inc()
+        reason = bounded(entry.reason or "unknown", REASON_MAX_BYTES)
+        DEAD_LETTERS.labels(reason_kind(reason)).inc()
         job = entry.part.job_id if entry.part is not None else job_hint(entry.message.body)
         log.warning(
             "dead-lettering message %s of job %s: %s", message_id(entry.message), job, reason
@@ -190,24 +199,47 @@ def job_hint(body: bytes) -> str:
     except ValueError:
         return "unknown"
     value = payload.get("id") if isinstance(payload, dict) else None
-    return repr(value)[:40] if value is not None else "unknown"
+    return bounded_repr(value, 40) if value is not None else "unknown"
 
 
 def message_id(message: DeliveredMessage) -> str:
     """The AMQP message id, else travis-worker's part `uuid`, else the delivery tag."""
     if message.header.properties.message_id:
-        return str(message.header.properties.message_id)
+        return bounded(message.header.properties.message_id, 80)
     try:
         payload = from_json(message.body)
     except ValueError:
         payload = None
     uuid = payload.get("uuid") if isinstance(payload, dict) else None
-    return uuid[:80] if isinstance(uuid, str) else f"delivery-{message.delivery_tag}"
+    return bounded(uuid, 80) if isinstance(uuid, str) else f"delivery-{message.delivery_tag}"
+
+
+def reason_kind(reason: str) -> str:
+    """The metric label of a reason: its field (`id`, `json`, `store`, ...), never free text."""
+    kind = reason.partition(":")[0]
+    return kind if kind.isidentifier() and len(kind) <= 20 else "other"
+
+
+def copied_headers(headers: dict[str, Any] | None) -> dict[str, Any]:
+    """The original's headers when they encode in COPIED_HEADERS_MAX_BYTES, else a note.
+
+    Any header the broker delivered can be copied back in principle, but not with a reason
+    beside it if it already filled a frame, and not at all if it does not encode again.
+    """
+    if not headers:
+        return {}
+    try:
+        size = len(field_table(headers))
+    except Exception as err:  # any value pamqp cannot encode again
+        return {DROPPED_HEADERS: f"not encodable: {bounded_repr(err)}"}
+    if size > COPIED_HEADERS_MAX_BYTES:
+        return {DROPPED_HEADERS: f"{size} bytes exceed {COPIED_HEADERS_MAX_BYTES}"}
+    return dict(headers)
 
 
 def _dead_letter_copy(message: DeliveredMessage, reason: str, ttl_s: int) -> aio_pika.Message:
     properties = message.header.properties
-    headers = dict(properties.headers or {})
+    headers = copied_headers(properties.headers)
     headers[REASON_HEADER] = reason
     headers["x-original-exchange"] = message.exchange or ""
     headers["x-original-routing-key"] = message.routing_key or ""

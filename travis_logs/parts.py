@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from travis_logs.bounded import bounded, bounded_repr
 from travis_logs.errors import InvalidLogPart
 
 # `"number": "last"` sorts after every other part; travis-logs stores it as INT_MAX.
@@ -67,7 +68,7 @@ def decode_log(log: str, encoding: object) -> str:
         # Ruby's encode64 wraps lines; whitespace is not data.
         raw = base64.b64decode("".join(log.split()), validate=True)
     except (binascii.Error, ValueError) as err:
-        raise InvalidLogPart(f"base64: log is not valid base64 ({err})") from None
+        raise InvalidLogPart(f"base64: log is not valid base64 ({bounded(err)})") from None
     return clean(raw)
 
 
@@ -93,7 +94,7 @@ def _parse_cleaned(body: bytes) -> Any:
     try:
         return json.loads(clean(body))
     except (ValueError, RecursionError) as err:  # RecursionError: absurdly deep nesting
-        raise InvalidLogPart(f"json: not JSON ({err!r:.200})") from None
+        raise InvalidLogPart(f"json: not JSON ({bounded_repr(err)})") from None
 
 
 def part_from_payload(payload: dict[str, Any]) -> LogPart:
@@ -112,7 +113,7 @@ def job_id(value: object, field: str = "id") -> int:
     if number is None:
         raise InvalidLogPart(f"{field}: must be an integer job id, got {_describe(value)}")
     if not 0 < number <= MAX_JOB_ID:
-        raise InvalidLogPart(f"{field}: {value} is not a valid job id")
+        raise InvalidLogPart(f"{field}: {bounded(value)} is not a valid job id")
     return number
 
 
@@ -126,7 +127,7 @@ def part_number(value: object) -> int:
     if number < 0:
         raise InvalidLogPart(f"number: must not be negative, got {number}")
     if number > LAST_PART_NUMBER:
-        raise InvalidLogPart(f"number: {value} is out of range (max {LAST_PART_NUMBER})")
+        raise InvalidLogPart(f"number: {bounded(value)} is out of range (max {LAST_PART_NUMBER})")
     return number
 
 
@@ -166,4 +167,4 @@ def _integer(value: object) -> int | None:
 
 
 def _describe(value: object) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r:.40}"
+    return "nothing" if value is None else f"{type(value).__name__} {bounded_repr(value, 40)}"

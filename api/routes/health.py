@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import BrokerDep, PoolDep, S3Dep, SettingsDep, TemporalDep
 from api.schemas import Health, ServiceCheck
+from travis_logs.bounded import bounded
 
 router = APIRouter(tags=["service"])
 
@@ -22,7 +23,7 @@ async def _timed(check: Awaitable[object]) -> ServiceCheck:
     try:
         await asyncio.wait_for(check, CHECK_TIMEOUT_S)
     except Exception as err:  # any failure is the answer, not an error of this route
-        error = f"{type(err).__name__}: {err}"[:300]
+        error = bounded(f"{type(err).__name__}: {err}", 300)
         return ServiceCheck(ok=False, ms=_ms_since(started), error=error)
     return ServiceCheck(ok=True, ms=_ms_since(started))
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, Request, Response
 
 from api import sessions
+from api.auth import same
 from api.deps import GrantDep, OccupancyDep, SettingsDep
 from api.errors import ApiError
+from api.limits import FORM_MAX_BYTES, parse_form, read_bounded
 from api.schemas import ChannelAuth, Message
+from travis_logs.bounded import bounded
 from travis_logs.parts import MAX_JOB_ID
 from travis_logs.pusher.publisher import authenticate_channel, validate_webhook
 
@@ -56,6 +58,8 @@ async def existence(
     x_pusher_signature: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Pusher's channel_occupied / channel_vacated webhook (HMAC-SHA256 signed)."""
+    if not x_pusher_key or not same(x_pusher_key, settings.pusher_key or ""):
+        raise ApiError(401, "invalid webhook key or signature")  # before the body is read
     events = validate_webhook(settings, x_pusher_key, x_pusher_signature, await request.body())
     if events is None:
         raise ApiError(401, "invalid webhook key or signature")
@@ -91,14 +95,16 @@ async def authorize_channel(
     request: Request, settings: SettingsDep, grant: GrantDep
 ) -> ChannelAuth:
     """Sign a pusher-js subscription to `private-job-<id>` (form: socket_id, channel_name)."""
-    if not grant:  # refused before the body is read
-        raise ApiError(403, "a viewer grant (X-Log-Grant) is required")
-    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+    # The grant is verified before the body is read; which job it opens, after.
+    granted = sessions.granted_job(settings, sessions.GRANT, grant)
+    if granted is None:
+        raise ApiError(403, "a valid viewer grant (X-Log-Grant) is required")
+    form = parse_form(await read_bounded(request, FORM_MAX_BYTES))
     socket_id, channel = _form_field(form, "socket_id"), _form_field(form, "channel_name")
-    if not sessions.valid(settings, sessions.GRANT, _private_job(channel), grant):
+    if str(_private_job(channel)) != granted:
         raise ApiError(403, "no valid viewer grant for this job's private channel")
     try:
         signed = authenticate_channel(settings, channel, socket_id)
     except ValueError as err:
-        raise ApiError(400, f"invalid socket_id: {err}") from None
+        raise ApiError(400, f"invalid socket_id: {bounded(err)}") from None
     return ChannelAuth.model_validate(signed)

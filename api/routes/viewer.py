@@ -23,7 +23,6 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -33,6 +32,7 @@ from api import sessions
 from api.auth import configured_token, require_token, same
 from api.deps import ArchiveDep, AuthorizationDep, JobId, PoolDep, SettingsDep
 from api.errors import ApiError
+from api.limits import FORM_MAX_BYTES, parse_form, read_bounded
 from api.reading import ViewerLog, viewer_log
 from api.sessions import GRANT, SESSION, VIEWER_COOKIE
 from travis_logs.pusher.publisher import channel_name
@@ -166,7 +166,8 @@ async def viewer_page(
 @router.post("/jobs/{job_id}/session")
 async def sign_in(job_id: JobId, request: Request, settings: SettingsDep) -> Response:
     """The form way to sign in (`token=...` in the body): the token never enters a URL."""
-    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+    configured_token(settings)  # 500 when unset, before the body is read
+    form = parse_form(await read_bounded(request, FORM_MAX_BYTES))
     tokens = form.get("token", [])
     if len(tokens) != 1:
         raise ApiError(400, "token is required once")

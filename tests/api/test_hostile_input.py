@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import TOKEN
+from tests.api.conftest import TOKEN, Keys
 from tests.pusher_support import APP
 
 # Far deeper than Python's recursion limit, well below the test API's body limit.
@@ -89,12 +89,24 @@ async def test_deep_json_with_the_right_token_is_400(
     assert_quiet(server_log)
 
 
-async def test_deep_json_with_a_worker_signature_is_400(
+async def test_deep_json_with_a_worker_signature_but_no_valid_jwt_is_403(
     anonymous: httpx.AsyncClient, server_log: Records
 ) -> None:
-    """`token sig:` needs the body to check; parsing it safely still answers 400."""
+    """`token sig:` is a checksum anyone can make: without an item JWT it is refused unread."""
     signature = wrong("token sig:" + hashlib.sha1(b"").hexdigest())
     response = await anonymous.post("/log-parts/multi", content=DEEP, headers=signature)
+    assert response.status_code == 403
+    assert_quiet(server_log)
+
+
+async def test_deep_json_with_a_worker_signature_and_a_valid_jwt_is_400(
+    anonymous: httpx.AsyncClient, server_log: Records, keys: Keys, job_id: int
+) -> None:
+    """With a JWT that verifies the body is parsed, safely: absurd nesting is a 400."""
+    tok = keys.token_for(str(job_id))
+    body = b'[{"tok": "%s"}, ' % tok.encode() + DEEP + b"]"
+    signature = wrong("token sig:" + hashlib.sha1(tok.encode()).hexdigest())
+    response = await anonymous.post("/log-parts/multi", content=body, headers=signature)
     assert response.status_code == 400
     assert_quiet(server_log)
 
@@ -128,3 +140,21 @@ async def test_access_log_shows_no_query_string(private_api: str, job_id: int) -
     lines = [r.getMessage() for r in handler.records]
     assert len(lines) == 2 and all(f"/jobs/{job_id} HTTP" in line for line in lines), lines
     assert not [line for line in lines if "token" in line or "?" in line]
+
+
+async def test_access_log_bounds_a_huge_path_and_method(api_url: str) -> None:
+    """A 20,000-character path reaches the access log cut, its length named."""
+    access = logging.getLogger("uvicorn.access")
+    handler, level = Records(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        async with httpx.AsyncClient(base_url=api_url) as c:
+            await c.get("/" + "p" * 20_000)
+            await c.request("M" * 1_000, "/uptime")
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    lines = [r.getMessage() for r in handler.records]
+    assert len(lines) == 2 and all(len(line) < 600 for line in lines), lines
+    assert "(20001 bytes)" in lines[0] and "(1000 bytes)" in lines[1]
