@@ -32,7 +32,7 @@ class Part:
     number: int
     offset: int
     size: int
-    arrived_at: str | None = None  # ISO 8601, where known
+    arrived_ms: int | None = None  # Unix time in milliseconds, where known
 
 
 @dataclass
@@ -73,17 +73,33 @@ class LogIndex:
     timers: list[Timer]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON: parts by column, arrivals in ms after the first (`arrived_from`), so a
+        log of many small parts keeps a small index."""
+        shape = asdict(self)
+        known = [p.arrived_ms for p in self.parts if p.arrived_ms is not None]
+        base = min(known) if known else None
+        shape["parts"] = {
+            "number": [p.number for p in self.parts],
+            "offset": [p.offset for p in self.parts],
+            "size": [p.size for p in self.parts],
+            "arrived_from": base,
+            "arrived_ms": [
+                None if p.arrived_ms is None or base is None else p.arrived_ms - base
+                for p in self.parts
+            ],
+        }
+        return shape
 
 
 def build_index(
     body: bytes,
     numbers: Sequence[int] = (),
     sizes: Sequence[int] = (),
-    arrivals: Sequence[str | None] = (),
+    arrivals: Sequence[int | None] = (),
     line_step: int = LINE_STEP,
 ) -> LogIndex:
-    """The index of `body`, whose parts (by number, with their sizes) make it up."""
+    """The index of `body`, whose parts (by number, with their sizes and arrival times in
+    Unix milliseconds) make it up."""
     folds, timers = markers(body)
     return LogIndex(
         version=INDEX_VERSION,
@@ -118,7 +134,7 @@ def line_starts(body: bytes, step: int) -> list[int]:
 
 
 def part_entries(
-    size: int, numbers: Sequence[int], sizes: Sequence[int], arrivals: Sequence[str | None]
+    size: int, numbers: Sequence[int], sizes: Sequence[int], arrivals: Sequence[int | None]
 ) -> list[Part]:
     """Parts in number order, laid end to end; a text longer than its parts (a replaced
     head) puts them at its end, as the gap offsets of `travis_logs.completeness` do."""

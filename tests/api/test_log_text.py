@@ -187,8 +187,60 @@ async def test_a_purged_log_range_fetches_only_the_bytes_asked_from_s3(
             before = proxy.received  # the API's own checks at start-up
             got = await api.get(f"/logs/{job_id}/text", headers=headers)
             fetched = proxy.received - before
+            before = proxy.received
+            lines = await api.get(
+                f"/logs/{job_id}/text",
+                headers=headers | {"Range": ""},
+                params={"lines": "1020-1021"},
+            )
+            fetched_lines = proxy.received - before
     finally:
         await proxy.close()
     assert got.status_code == 206
     assert got.content == big[1024][-100:].encode()
     assert 100 <= fetched < 100 + 4096  # the slice plus the HEAD's and GET's HTTP heads
+    # Lines 1020-1021: the index (about 20 KiB for 1024 parts) and the bytes from the indexed
+    # line start 1001 on (24 KiB), not the 1 MiB object.
+    assert lines.text == big[1020] + big[1021]
+    assert 24 * 1024 <= fetched_lines < 64 * 1024
+
+
+FOLDED = {
+    1: "travis_fold:start:install\r\x1b[0Ktravis_time:start:0a1b\r\x1b[0K$ make\n",
+    2: "built\n",
+    3: "travis_time:end:0a1b:start=10,finish=40,duration=30\r\x1b[0K\n",
+    4: "travis_fold:end:install\r\x1b[0K\nDone.\n",
+}
+
+
+async def test_the_index_is_archived_beside_the_log_and_served_after_purge(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    await store_parts(pool, job_id, FOLDED, final=4)
+    live = (await client.get(f"/logs/{job_id}/index")).json()  # built from the database
+    await purged(pool, store, job_id)
+    assert await store.fetch_index(job_id) is not None
+    got = await client.get(f"/logs/{job_id}/index")
+    assert got.status_code == 200 and got.headers["content-type"] == "application/json"
+    index = got.json()
+    assert index == live
+    sizes = [len(FOLDED[n].encode()) for n in range(1, 5)]
+    parts = index["parts"]
+    assert (parts["number"], parts["size"]) == ([1, 2, 3, 4], sizes)
+    assert parts["offset"] == [0, sizes[0], sum(sizes[:2]), sum(sizes[:3])]
+    # The parts' arrival, kept after purge.
+    assert parts["arrived_from"] > 0 and None not in parts["arrived_ms"]
+    assert [(f["name"], f["line"], f["end_line"]) for f in index["folds"]] == [("install", 1, 4)]
+    assert [(t["id"], t["duration"]) for t in index["timers"]] == [("0a1b", 30)]
+
+
+async def test_a_log_archived_without_an_index_says_so(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    await store_parts(pool, job_id, PARTS, final=4)
+    await purged(pool, store, job_id)
+    await store.delete_index(job_id)
+    got = await client.get(f"/logs/{job_id}/index")
+    assert got.status_code == 404 and "without an index" in got.json()["message"]
+    lines = await client.get(f"/logs/{job_id}/text", params={"lines": "2-2"})
+    assert lines.text == "line 2\n"  # read from the whole object instead

@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import random
 
-from travis_logs.log_index import build_index, line_checkpoint, line_starts, markers
+from travis_logs.log_index import build_index, line_checkpoint, line_span, line_starts, markers
 from travis_logs.simulator.content import ContentOptions, job_output
 
 CLEAR = b"\r\x1b[0K"
 
 
 def test_parts_are_laid_end_to_end_in_number_order_with_their_arrival() -> None:
-    index = build_index(b"aaabbcccc", numbers=[3, 1, 2], sizes=[4, 3, 2], arrivals=["t3", "t1"])
-    assert [(p.number, p.offset, p.size, p.arrived_at) for p in index.parts] == [
-        (1, 0, 3, "t1"),
+    index = build_index(b"aaabbcccc", numbers=[3, 1, 2], sizes=[4, 3, 2], arrivals=[9500, 9000])
+    assert [(p.number, p.offset, p.size, p.arrived_ms) for p in index.parts] == [
+        (1, 0, 3, 9000),
         (2, 3, 2, None),
-        (3, 5, 4, "t3"),
+        (3, 5, 4, 9500),
     ]
+    assert index.to_json()["parts"] == {
+        "number": [1, 2, 3],
+        "offset": [0, 3, 5],
+        "size": [3, 2, 4],
+        "arrived_from": 9000,
+        "arrived_ms": [0, None, 500],
+    }
 
 
 def test_line_starts_every_step_lines() -> None:
@@ -84,3 +91,14 @@ def test_a_simulated_job_log_indexes_every_fold_and_command() -> None:
     encoded = json.dumps(index.to_json())
     assert len(encoded) < len(body) // 10  # small beside the log, and no text of it
     assert "pytest" not in encoded
+
+
+def test_line_span_covers_the_lines_from_the_indexed_starts_around_them() -> None:
+    body = b"".join(b"line %d\n" % n for n in range(1, 11))
+    index = build_index(body, line_step=3).to_json()
+    starts = index["line_starts"]  # lines 1, 4, 7, 10
+    assert line_span(index, 5, 6) == (4, starts[1], starts[2] - 1)
+    assert line_span(index, 5, 7) == (4, starts[1], starts[3] - 1)
+    assert line_span(index, 8, None) == (7, starts[2], len(body) - 1)
+    line, start, end = line_span(index, 2, 3)
+    assert body[start : end + 1] == b"line 1\nline 2\nline 3\n" and line == 1
