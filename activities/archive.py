@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.indexing import write_index
 from activities.models import (
     ARCHIVE_LOG,
     VERIFY_ARCHIVE,
@@ -95,6 +96,10 @@ class ArchiveActivities:
         progress = Progress()
         write = self._write(upload, inp.rewrite, row["unarchived"], progress)
         uploaded = await heartbeating(write, progress)
+        index = write_index(
+            self._pool, self._store, row["id"], inp.job_id, body, version=upload.version
+        )
+        await heartbeating(index, progress)
         await self._pool.execute(_RECORD, row["id"], upload.version, len(body), upload.sha256)
         return ArchiveResult(upload.version, len(body), upload.sha256, uploaded)
 

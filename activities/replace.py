@@ -86,6 +86,7 @@ class ReplaceActivities:
     @activity.defn(name=REMOVE_ARCHIVE.name)
     async def remove_archive(self, inp: RemoveArchiveInput) -> RemoveArchiveResult:
         """Delete jobs/<job_id>/log.txt and forget it, for a log whose content was cleared."""
+        await self._store.delete_index(inp.job_id)
         await self._store.delete(inp.job_id)
         status = await self._pool.execute(_FORGET_ARCHIVE, inp.job_id, inp.content_version)
         return RemoveArchiveResult(removed=status != "UPDATE 0")

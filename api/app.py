@@ -7,7 +7,17 @@ from fastapi import FastAPI
 from api import access_log, errors, openapi
 from api.limits import BodyLimit
 from api.metrics import RequestMetrics
-from api.routes import health, log_parts, logs, metrics, pusher, redactions, uptime, viewer
+from api.routes import (
+    health,
+    log_parts,
+    log_text,
+    logs,
+    metrics,
+    pusher,
+    redactions,
+    uptime,
+    viewer,
+)
 from api.routes.uptime import package_version
 from api.state import lifespan
 from travis_logs.settings import Settings
@@ -29,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     access_log.install()  # before uvicorn logs the first request of this app
     errors.install(app)
-    for module in (uptime, health, metrics, logs, redactions, log_parts, pusher, viewer):
+    for module in (uptime, health, metrics, log_text, logs, redactions, log_parts, pusher, viewer):
         app.include_router(module.router)
     viewer.mount_assets(app)
     openapi.install(app)

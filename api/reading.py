@@ -53,7 +53,7 @@ class Pending:
     secrets: list[str] = field(default_factory=list)
 
 
-async def _pending(conn: asyncpg.Connection, log_id: int) -> Pending:
+async def pending_of(conn: asyncpg.Connection, log_id: int) -> Pending:
     numbers, sizes = await queries.part_index(conn, log_id)
     parts = await queries.unheld_parts(conn, log_id)
     secrets = await active_secrets(conn, log_id) if parts else []
@@ -142,17 +142,17 @@ async def read_log(
         row = await queries.log_row(conn, key, value)
         if row is None:
             return None
-        pending = await _pending(conn, row["id"])
+        pending = await pending_of(conn, row["id"])
         lifecycle = await queries.lifecycle(conn, row["id"])
     result = dict(row)
     result["removed_by_id"] = result.pop("removed_by")
-    result["content"] = await _content(archive, row, pending)
+    result["content"] = await content_of(archive, row, pending)
     result["complete"], result["missing_parts"] = completeness(lifecycle)
     result["timeline"] = timeline(lifecycle)
     return result
 
 
-async def _content(archive: ArchiveStore, row: asyncpg.Record, pending: Pending) -> str | None:
+async def content_of(archive: ArchiveStore, row: asyncpg.Record, pending: Pending) -> str | None:
     """The log as the next aggregation will leave it; None when there is none."""
     base = await _base(archive, row)
     if not pending.parts:
@@ -198,7 +198,7 @@ async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> 
             return ViewerLog(job_id)
         live = RowText.of(row).live
         found = await queries.parts(conn, row["id"]) if live else []
-        pending = Pending(PartIndex(), []) if live else await _pending(conn, row["id"])
+        pending = Pending(PartIndex(), []) if live else await pending_of(conn, row["id"])
         lifecycle = await queries.lifecycle(conn, row["id"])
     view = ViewerLog(job_id, complete=not live, parts=found, removed_by=row["removed_by"])
     view.removed_at = row["removed_at"].isoformat() if row["removed_at"] else None
@@ -206,7 +206,7 @@ async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> 
     if live:
         view.content = row["content"] or ""
     else:
-        view.content = await _content(archive, row, pending) or ""
+        view.content = await content_of(archive, row, pending) or ""
         _, view.missing_parts = completeness(lifecycle)
         view.gaps = gap_positions(view.content, lifecycle, pending, view.missing_parts)
     return view

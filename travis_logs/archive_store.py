@@ -221,6 +221,66 @@ class ArchiveStore:
             raise ArchiveMismatch(f"{self.key(job_id)} differs from the verified archive")
         return data
 
+    async def fetch_range(
+        self, job_id: int, start: int, end: int, progress: Progress | None = None
+    ) -> bytes | None:
+        """Bytes `start`..`end` (inclusive) of the archived log, by an HTTP Range request: only
+        those bytes travel. None when there is no object. Not checked against the object's
+        checksum, which covers the whole object only."""
+        try:
+            async with self._request("get range", job_id, progress):
+                got = await self._s3.get_object(
+                    Bucket=self._bucket, Key=self.key(job_id), Range=f"bytes={start}-{end}"
+                )
+        except ClientError as err:
+            if _code(err) in _MISSING:
+                return None
+            raise
+        async with (
+            self._request("read range", job_id, progress, got["ContentLength"]),
+            got["Body"] as body,
+        ):
+            data: bytes = await body.read()
+        if progress is not None:
+            progress.moved(len(data))
+        return data
+
+    @staticmethod
+    def index_key(job_id: int) -> str:
+        return f"jobs/{job_id}/log.index.json"
+
+    async def put_index(
+        self, job_id: int, body: bytes, *, version: int, progress: Progress | None = None
+    ) -> None:
+        """Write the log's index beside it, marked with the content version it describes.
+        Unconditional: an index is derived from the log, and the log's round rewrites both."""
+        async with self._request("put index", job_id, progress, len(body)):
+            await self._s3.put_object(
+                Bucket=self._bucket,
+                Key=self.index_key(job_id),
+                Body=body,
+                ContentType="application/json",
+                ChecksumAlgorithm="SHA256",
+                Metadata={_VERSION: str(version)},
+            )
+
+    async def fetch_index(self, job_id: int, progress: Progress | None = None) -> bytes | None:
+        """The log's index as written; None when there is none."""
+        try:
+            async with self._request("get index", job_id, progress):
+                got = await self._s3.get_object(Bucket=self._bucket, Key=self.index_key(job_id))
+            async with got["Body"] as body:
+                data: bytes = await body.read()
+        except ClientError as err:
+            if _code(err) in _MISSING:
+                return None
+            raise
+        return data
+
+    async def delete_index(self, job_id: int, progress: Progress | None = None) -> None:
+        async with self._request("delete index", job_id, progress):
+            await self._s3.delete_object(Bucket=self._bucket, Key=self.index_key(job_id))
+
     async def delete(self, job_id: int, progress: Progress | None = None) -> None:
         """Remove the object (S3 answers deletes of missing keys with success too)."""
         async with self._request("delete", job_id, progress):

@@ -39,6 +39,7 @@ class FaultProxy:
         self.mode = RELAY
         self.corrupt_share = 0.3
         self.corrupted = 0  # uploads whose body was damaged
+        self.answered = 0  # bytes S3 sent back (heads and bodies) through the proxy
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -100,6 +101,7 @@ class FaultProxy:
     ) -> None:
         while data := await reader.read(65536):
             if not link.dead:
+                self.answered += len(data)
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

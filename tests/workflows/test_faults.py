@@ -143,7 +143,8 @@ async def test_worker_killed_during_archive_finishes_after_restart(
     assert state.state == LogState.DONE and state.stats.archive_attempts == 1
     assert await store.fetch(job_id) == joined(PARTS).encode()
     listed = await store.client.list_objects_v2(Bucket=quick.s3_bucket, Prefix=f"jobs/{job_id}/")
-    assert [o["Key"] for o in listed.get("Contents", [])] == [ArchiveStore.key(job_id)]
+    keys = sorted(o["Key"] for o in listed.get("Contents", []))
+    assert keys == sorted([ArchiveStore.key(job_id), ArchiveStore.index_key(job_id)])
     row = await log_row(pool, job_id)
     assert row["archive_verified"] is True and row["purged_at"] is not None
     assert handle.id == workflow_id(job_id)
