@@ -72,7 +72,7 @@ def cluster() -> Iterator[Cluster]:
 
 def _migrate(monkeypatch: pytest.MonkeyPatch, dsn: str) -> int:
     monkeypatch.setenv("DATABASE_URL", dsn)
-    return main(["migrate"])
+    return main(["migrate", "--skip-temporal"])
 
 
 def test_owner_migrates_and_owns_every_table_and_the_script_runs_again(
