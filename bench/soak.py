@@ -2,7 +2,7 @@
 
 Starts `travis-logs dev --no-simulate` (Temporal dev server on its SQLite file, the embedded
 S3, the Pusher server, ingest, worker, API) on a private PostgreSQL cluster with PostgreSQL's
-default settings (autovacuum on) and a private RabbitMQ node, keeps C jobs streaming for
+default settings (autovacuum on) and a RabbitMQ vhost of its own, keeps C jobs streaming for
 `--minutes` with the capacity bench's load generator (a part every 500 ms per job, 60-s jobs,
 production lifecycle clocks), and prints every minute:
 
@@ -18,7 +18,9 @@ largest value seen) or growing (slope per hour). Data kept on purpose (archives 
 `logs` row per job, closed workflows until the namespace's retention) grows with the jobs
 run: the verdict names its growth per job so that it can be told from a leak.
 
-    .venv/bin/python bench/soak.py --c 150 --minutes 60 > /tmp/soak.txt 2>&1 &
+    .venv/bin/python bench/soak.py --c 150 --minutes 60 > soak.txt 2>&1 &
+
+`kill PID` (SIGTERM) or Ctrl-C stops it early: it stops the stack and reports what it sampled.
 """
 
 from __future__ import annotations
