@@ -360,10 +360,12 @@ def _settings_of(env: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in env.items() if k.lower() in keys}
 
 
-async def _ready(process: asyncio.subprocess.Process, settings: Settings, out: object) -> None:
-    wait = asyncio.create_task(wait_for_port("127.0.0.1", settings.port, "PORT", timeout=120))
+async def _ready(
+    process: asyncio.subprocess.Process, settings: Settings, out: object, timeout: float = 120
+) -> None:
+    wait = asyncio.create_task(wait_for_port("127.0.0.1", settings.port, "PORT", timeout))
     done = asyncio.create_task(process.wait())
-    await asyncio.wait({wait, done}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({wait, done}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     if not wait.done() or done.done():
         wait.cancel()
         done.cancel()

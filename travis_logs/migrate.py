@@ -13,6 +13,7 @@ from importlib import resources
 
 import asyncpg
 
+from travis_logs.autovacuum import warn_if_autovacuum_off
 from travis_logs.db import admin_dsn, database_name, redact
 from travis_logs.errors import ConfigError
 
@@ -103,7 +104,7 @@ async def migrate(dsn: str) -> list[str]:
         # A session lock: two processes migrating at once apply each file once, in order.
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         try:
-            return await _apply_pending(conn)
+            applied = await _apply_pending(conn)
         except asyncpg.InsufficientPrivilegeError as err:
             raise ConfigError(
                 f"DATABASE_URL: its user may not change the schema ({err}); run `travis-logs"
@@ -111,6 +112,8 @@ async def migrate(dsn: str) -> list[str]:
             ) from None
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        await warn_if_autovacuum_off(conn)
+        return applied
     finally:
         await conn.close()
 
@@ -127,6 +130,7 @@ async def require_current(dsn: str) -> None:
         missing = [m.version for m in available()]
     else:
         try:
+            await warn_if_autovacuum_off(conn)
             missing = await _missing(conn)
         finally:
             await conn.close()

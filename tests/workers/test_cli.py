@@ -71,3 +71,49 @@ async def _drop(dsn: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(dsn)}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def _where_autovacuum_cannot_act(dsn: str, *, behind: bool) -> str:
+    """A database log_parts will not be vacuumed in on its own; the reason the warning gives.
+
+    The shared server runs with autovacuum = off; where it runs autovacuum, log_parts's
+    own setting turns it off for this database.
+    """
+    from travis_logs.migrate import migrate
+
+    if behind:
+        await _without_last_migration(dsn)
+    else:
+        await migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        if await conn.fetchval("SHOW autovacuum") == "off":
+            return "autovacuum = off"
+        await conn.execute("ALTER TABLE log_parts SET (autovacuum_enabled = false)")
+        return "autovacuum_enabled = false"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("command", ["migrate", "ingest", "worker", "api"])
+def test_commands_warn_once_at_start_when_autovacuum_is_off(
+    command: str,
+    defaults: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """log_parts churns: without autovacuum the database grows; each command says so once,
+    and `migrate` still succeeds (processes here stop at the missing migration instead)."""
+    dsn = with_database(str(defaults.database_url), f"travis_logs_test_vacuum_{command}")
+    try:
+        reason = asyncio.run(_where_autovacuum_cannot_act(dsn, behind=command != "migrate"))
+        monkeypatch.setenv("DATABASE_URL", dsn)
+        monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+        assert main([command]) == (0 if command == "migrate" else 2)
+        warnings = [
+            r.getMessage() for r in caplog.records if "will not vacuum log_parts" in r.getMessage()
+        ]
+        assert len(warnings) == 1
+        assert reason in warnings[0] and "VACUUM log_parts" in warnings[0]
+    finally:
+        asyncio.run(_drop(dsn))
