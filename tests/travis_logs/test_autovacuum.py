@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from tests.private_postgres import private_postgres
 from travis_logs.autovacuum import autovacuum_off, warn_if_autovacuum_off
 from travis_logs.migrate import migrate
 
 
+@pytest.mark.services  # a private PostgreSQL cluster
 async def test_silent_with_autovacuum_and_named_when_log_parts_opts_out() -> None:
     with private_postgres() as cluster:
         await migrate(cluster.dsn)

@@ -95,6 +95,7 @@ async def _where_autovacuum_cannot_act(dsn: str, *, behind: bool) -> str:
         await conn.close()
 
 
+@pytest.mark.services  # the shared PostgreSQL
 @pytest.mark.parametrize("command", ["migrate", "ingest", "worker", "api"])
 def test_commands_warn_once_at_start_when_autovacuum_is_off(
     command: str,

@@ -65,6 +65,7 @@ def _held_in_memory(bucket: str, folder: Path) -> list[str]:
     ]
 
 
+@pytest.mark.services  # starts the embedded S3 server
 async def test_stored_bodies_are_read_from_the_folder_not_held(tmp_path: Path) -> None:
     """Many objects through the server: none is held in memory, before or after a restart."""
     bucket = f"bounds-{uuid.uuid4().hex[:12]}"
@@ -93,6 +94,7 @@ async def test_stored_bodies_are_read_from_the_folder_not_held(tmp_path: Path) -
                 assert got["ContentLength"] == len(bodies[key])
 
 
+@pytest.mark.services  # starts the embedded S3 server
 async def test_many_objects_survive_a_restart_byte_exact(tmp_path: Path) -> None:
     bodies = _bodies(200)
     port = free_port()
@@ -142,6 +144,7 @@ ESCAPES = [
 ]
 
 
+@pytest.mark.services  # starts the embedded S3 server
 async def test_requests_naming_files_outside_the_folder_are_refused(tmp_path: Path) -> None:
     data = tmp_path / ".data"
     (data / "s3").mkdir(parents=True)
