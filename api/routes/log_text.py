@@ -15,12 +15,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from activities.indexing import index_of
 from api.deps import ArchiveDep, JobId, PoolDep, ReaderAuth
 from api.errors import ApiError, error_response
 from api.log_text import LogText, log_text
 from api.schemas import Message
 from travis_logs.byte_range import LineRange, Unsatisfiable, parse_lines, parse_range
+from travis_logs.stored_index import index_of
 
 TEXT = "text/plain; charset=utf-8"
 # A Range header longer than this is no single range worth reading.
