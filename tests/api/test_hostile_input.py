@@ -143,7 +143,8 @@ async def test_access_log_shows_no_query_string(private_api: str, job_id: int) -
 
 
 async def test_access_log_bounds_a_huge_path_and_method(api_url: str) -> None:
-    """A 20,000-character path reaches the access log cut, its length named."""
+    """A 20,000-character path reaches the access log cut, its length named; a 1,000-character
+    method is refused by uvicorn's parser (httptools) unlogged, or logged cut."""
     access = logging.getLogger("uvicorn.access")
     handler, level = Records(), access.level
     access.addHandler(handler)
@@ -156,5 +157,6 @@ async def test_access_log_bounds_a_huge_path_and_method(api_url: str) -> None:
         access.removeHandler(handler)
         access.setLevel(level)
     lines = [r.getMessage() for r in handler.records]
-    assert len(lines) == 2 and all(len(line) < 600 for line in lines), lines
-    assert "(20001 bytes)" in lines[0] and "(1000 bytes)" in lines[1]
+    assert 1 <= len(lines) <= 2 and all(len(line) < 600 for line in lines), lines
+    assert "(20001 bytes)" in lines[0]
+    assert len(lines) == 1 or "(1000 bytes)" in lines[1]
