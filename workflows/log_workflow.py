@@ -279,7 +279,16 @@ class LogWorkflow:
             self._activities.inspect("read the log's state from the database")
         )
         st.adopt(self._s, snapshot, _now_ms())
+        if self._woke_at_start_delay() and self._s.final_number is None:
+            st.on_force_wake(self._s)  # no final part in LOGS_FORCE_AFTER_S: silent?
         return Phase.WAIT
+
+    def _woke_at_start_delay(self) -> bool:
+        """The run's first task came when its start delay ran out, not by a signal-with-start
+        or an update (workflows/client.py `start_delay`). Both times are in the history."""
+        info = workflow.info()
+        slept = info.start_time - info.workflow_start_time
+        return slept >= timedelta(milliseconds=self._t.force_after_ms)
 
     async def _wait_due(self) -> Phase:
         """Wait for the final part (or a request, or the sweeper), then the quiet period."""

@@ -7,6 +7,9 @@ worker build"): LogWorkflow is PINNED, so a run stays on the build that started 
 histories/previous/ holds the corpus of the build before the one-task lifecycle (timers for
 the force timeout and the grace window, the upload as a regular activity): its runs finish
 on that build, and today's code refuses them, as the pinning expects.
+lifecycle_started_at_once.json is a log whose run started at its first part without a start
+delay (three workflow tasks, as before the delay; as a resent signal still starts a run): the
+same code replays it, so runs started before the delay finish on this build too.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
     """The recorded histories include every path the replay is meant to guard."""
     expected = {
         "lifecycle",
+        "lifecycle_started_at_once",
         "late_part_during_pipeline",
         "late_part_after_close",
         "continued_as_new_last_run",
