@@ -412,9 +412,7 @@ async def run(logs: int, concurrency: int, events: bool) -> None:
             "(target >= 1.0)"
         )
         print(f"  CPU ms per lifecycle: {opening + finishing}")
-        print(
-            f"    first part: {opening}; final part to purged: {finishing}"
-        )
+        print(f"    first part: {opening}; final part to purged: {finishing}")
         print(f"  CPU ms per bare workflow: {bare_cpu} (target: worker + Temporal <= bare)")
         whole = opening + finishing
         print(
