@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from api import uploads
 from api.redactions import RedactionRequest, stage
-from tests.helpers import joined, log_row, open_store, store_parts
+from tests.helpers import assert_eventually, joined, log_row, open_store, store_parts
 from tests.workflows.support import fast, send, workflow_tasks
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
@@ -33,7 +33,11 @@ async def test_an_asleep_log_is_listed_and_its_status_says_so(
     await store_parts(pool, job_id, {0: "a\n"})
     handle = await send(temporal_client, quick, job_id, {0: "a\n"}, final=None, opens=True)
     query = f"JobId = {job_id} AND LogState = 'streaming' AND ExecutionStatus = 'Running'"
-    assert (await temporal_client.count_workflows(query)).count == 1
+
+    async def listed() -> None:  # visibility is eventually consistent
+        assert (await temporal_client.count_workflows(query)).count == 1
+
+    await assert_eventually(listed)
     assert await (await handle.describe()).static_summary() == f"Log of job {job_id}"
     view = await workflow_view(temporal_client, job_id)
     assert view.status == "RUNNING" and view.state is None and view.asleep_until is not None
