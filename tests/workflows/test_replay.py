@@ -22,7 +22,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.workflows.support import HISTORIES
-from tests.workflows.variants import SkipsTheDatabaseRead
+from tests.workflows.variants import IgnoresTheStartDelay, SkipsTheDatabaseRead
 from travis_logs.temporal import DATA_CONVERTER
 from workflows.log_workflow import LogWorkflow
 
@@ -39,6 +39,8 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
     expected = {
         "lifecycle",
         "lifecycle_started_at_once",
+        "silent_woke_at_start_delay",
+        "replace_while_asleep",
         "late_part_during_pipeline",
         "late_part_after_close",
         "continued_as_new_last_run",
@@ -75,4 +77,13 @@ async def test_a_changed_command_sequence_is_caught() -> None:
     with pytest.raises(NondeterminismError):
         await Replayer(workflows=[SkipsTheDatabaseRead]).replay_workflow(
             load(HISTORIES / "lifecycle.json")
+        )
+
+
+async def test_a_run_woken_by_its_start_delay_must_check_for_silence() -> None:
+    """The silent log's history (a run that slept, woke at the delay's end, force-checked and
+    archived) does not replay on code that waits on for the final part instead."""
+    with pytest.raises(NondeterminismError):
+        await Replayer(workflows=[IgnoresTheStartDelay]).replay_workflow(
+            load(HISTORIES / "silent_woke_at_start_delay.json")
         )

@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from api import uploads
 from api.redactions import RedactionRequest, stage
 from tests.helpers import assert_eventually, joined, log_row, open_store, store_parts
-from tests.workflows.support import fast, send, workflow_tasks
+from tests.workflows.support import fast, handle_of, record, send, workflow_tasks
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities
@@ -67,6 +67,7 @@ async def test_a_silent_log_wakes_when_its_start_delay_ends(
     assert state.state == LogState.DONE and state.trigger == Trigger.FORCE_TIMEOUT
     assert state.stats.force_checks == 1
     assert (await log_row(pool, job_id))["purged_at"] is not None
+    await record(handle, "silent_woke_at_start_delay")
 
 
 async def test_replace_of_an_asleep_log_completes(
@@ -85,6 +86,7 @@ async def test_replace_of_an_asleep_log_completes(
     result = await replace_content(temporal_client, quick, job_id, change)
     assert result.archived is True
     assert await store.fetch(job_id) == "new ✓\n".encode()
+    await record(handle_of(temporal_client, job_id), "replace_while_asleep")
 
 
 async def test_redact_of_an_asleep_log_completes(
