@@ -20,8 +20,9 @@ the text with the marker where the middle was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from travis_logs.merge import Merged, PartIndex, merge
 
@@ -29,13 +30,18 @@ from travis_logs.merge import Merged, PartIndex, merge
 Sized = tuple[int, int]
 
 
+DEFAULT_MAX_BYTES = 64 << 20
+DEFAULT_HEAD_BYTES = 16 << 20
+DEFAULT_TAIL_BYTES = 48 << 20
+
+
 @dataclass(frozen=True)
 class Limits:
     """LOGS_MAX_BYTES, LOGS_HEAD_BYTES and LOGS_TAIL_BYTES (head + tail <= max)."""
 
-    max_bytes: int
-    head_bytes: int
-    tail_bytes: int
+    max_bytes: int = DEFAULT_MAX_BYTES
+    head_bytes: int = DEFAULT_HEAD_BYTES
+    tail_bytes: int = DEFAULT_TAIL_BYTES
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,24 @@ class Cut:
         return self.elided_from <= number < self.tail_from
 
 
+# The columns `cut_of` reads: select them in every query whose row it is given.
+CUT_COLUMNS = "elided_from, tail_from, head_bytes, tail_bytes, elided_bytes, elided_parts"
+
+
+def cut_of(row: Mapping[str, Any]) -> Cut | None:
+    """The cut a `logs` row records (it selected CUT_COLUMNS); None: the log is whole."""
+    if row["elided_from"] is None:
+        return None
+    return Cut(
+        row["elided_from"],
+        row["tail_from"],
+        row["head_bytes"],
+        row["tail_bytes"],
+        row["elided_bytes"],
+        row["elided_parts"],
+    )
+
+
 @dataclass(frozen=True)
 class Decision:
     """The cut after a step, and the part numbers it leaves out (to delete, now counted)."""
@@ -61,28 +85,32 @@ class Decision:
     dropped: tuple[int, ...] = ()
 
 
-def first_cut(parts: Sequence[Sized], limits: Limits) -> Decision:
-    """Cut a log's stored parts (number order) into head, middle (left out) and tail."""
+def first_cut(parts: Sequence[Sized], limits: Limits) -> Decision | None:
+    """Cut a log's stored parts (number order) into head, middle (left out) and tail.
+
+    The middle is never empty: when the rest fits the tail, its oldest part is left out, so
+    the marker has a number no kept part has. None: every part fits the head (the stored
+    parts are not what took the log past the limit: the rest was purged), nothing to cut.
+    """
     head_end, head = 0, 0
     while head_end < len(parts) and head + parts[head_end][1] <= limits.head_bytes:
         head += parts[head_end][1]
         head_end += 1
+    if head_end == len(parts):
+        return None
     tail_start, tail = len(parts), 0
     while tail_start > head_end and tail + parts[tail_start - 1][1] <= limits.tail_bytes:
         tail += parts[tail_start - 1][1]
         tail_start -= 1
+    if tail_start == head_end:
+        tail -= parts[tail_start][1]
+        tail_start += 1
     middle = parts[head_end:tail_start]
-    if head_end:
-        elided_from = parts[head_end - 1][0] + 1
-    else:
-        elided_from = parts[0][0] if parts else 0
-    if tail_start < len(parts):
-        tail_from = parts[tail_start][0]
-    else:
-        tail_from = (parts[-1][0] if parts else elided_from) + 1
+    elided_from = parts[head_end - 1][0] + 1 if head_end else parts[0][0]
+    tail_from = parts[tail_start][0] if tail_start < len(parts) else parts[-1][0] + 1
     cut = Cut(
         elided_from,
-        max(tail_from, elided_from + 1),
+        tail_from,
         head_bytes=head,
         tail_bytes=tail,
         elided_bytes=sum(size for _, size in middle),

@@ -15,7 +15,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from travis_logs.log_limit import Limits
+from travis_logs.log_limit import (
+    DEFAULT_HEAD_BYTES,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TAIL_BYTES,
+    Limits,
+)
 
 # AUTH_TOKEN and VIEWER_SECRET: anything shorter could be found by guessing, offline for
 # VIEWER_SECRET (every public viewer page hands out a grant signed with it).
@@ -113,9 +118,9 @@ class Settings(BaseSettings):
     # The size limit (README "Big logs"): a log past LOGS_MAX_BYTES keeps its first
     # LOGS_HEAD_BYTES and its last LOGS_TAIL_BYTES (by part) and a marker line between. The
     # cap keeps a log, marker and masking included, well under PostgreSQL's 1 GB per value.
-    logs_max_bytes: int = Field(default=64 << 20, ge=1, le=MAX_LOG_BYTES_CAP)
-    logs_head_bytes: int = Field(default=16 << 20, ge=0)
-    logs_tail_bytes: int = Field(default=48 << 20, ge=0)
+    logs_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, le=MAX_LOG_BYTES_CAP)
+    logs_head_bytes: int = Field(default=DEFAULT_HEAD_BYTES, ge=0)
+    logs_tail_bytes: int = Field(default=DEFAULT_TAIL_BYTES, ge=0)
     # S3 transfers heartbeat; a worker that dies mid-transfer is noticed after this long.
     logs_heartbeat_timeout_s: float = Field(default=30, gt=0)
     # Continue-as-new after this many signals in one run (Temporal refuses the 10,001st).

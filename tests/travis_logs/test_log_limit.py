@@ -25,9 +25,16 @@ def tens(numbers: range) -> list[tuple[int, int]]:
     return [(n, 10) for n in numbers]
 
 
+def cut_of(parts: list[tuple[int, int]]) -> Cut:
+    decision = first_cut(parts, LIMITS)
+    assert decision is not None
+    return decision.cut
+
+
 def test_first_cut_keeps_the_longest_head_and_tail_that_fit() -> None:
     """11 parts of 10 bytes (110 > 100): 3 in the head, 5 in the tail, 3 left out."""
     decision = first_cut(tens(range(11)), LIMITS)
+    assert decision is not None
     assert decision.dropped == (3, 4, 5)
     assert decision.cut == Cut(3, 6, head_bytes=30, tail_bytes=50, elided_bytes=30, elided_parts=3)
 
@@ -36,13 +43,14 @@ def test_first_cut_never_splits_a_part() -> None:
     """A part that would overflow the head is left out whole, even if bytes remain."""
     parts = [(0, 25), (1, 10), (2, 60), (3, 45)]
     decision = first_cut(parts, LIMITS)
+    assert decision is not None
     assert decision.dropped == (1, 2)
     assert (decision.cut.head_bytes, decision.cut.tail_bytes) == (25, 45)
     assert (decision.cut.elided_from, decision.cut.tail_from) == (1, 3)
 
 
 def test_the_tail_is_a_ring_of_the_newest_parts() -> None:
-    cut = first_cut(tens(range(11)), LIMITS).cut
+    cut = cut_of(tens(range(11)))
     placed = place(cut, tens(range(11, 14)), LIMITS)
     assert placed.dropped == () and placed.cut.tail_bytes == 80
     trimmed = trim(placed.cut, tens(range(6, 11)), LIMITS)
@@ -58,7 +66,7 @@ def test_trim_says_when_it_needs_more_of_the_oldest() -> None:
 
 
 def test_a_late_part_in_the_middle_is_counted_not_kept() -> None:
-    cut = first_cut(tens(range(11)), LIMITS).cut
+    cut = cut_of(tens(range(11)))
     late = place(cut, [(4, 7)], LIMITS)
     assert late.dropped == (4,)
     assert (late.cut.elided_bytes, late.cut.elided_parts) == (37, 4)
@@ -66,7 +74,7 @@ def test_a_late_part_in_the_middle_is_counted_not_kept() -> None:
 
 
 def test_a_late_head_part_joins_the_head_only_if_it_fits() -> None:
-    cut = first_cut([(0, 10), (2, 10), *tens(range(3, 12))], LIMITS).cut
+    cut = cut_of([(0, 10), (2, 10), *tens(range(3, 12))])
     assert cut.elided_from == 4 and cut.head_bytes == 30
     full = place(cut, [(1, 1)], LIMITS)
     assert full.dropped == (1,) and full.cut.head_bytes == 30
@@ -106,3 +114,11 @@ def test_settings_bound_the_limit() -> None:
     with pytest.raises(ValidationError):
         Settings(_env_file=None, logs_max_bytes=1 << 30)
     assert Settings(_env_file=None).log_limits == Limits(64 << 20, 16 << 20, 48 << 20)
+
+
+def test_the_middle_is_never_empty() -> None:
+    """When the rest fits the tail, its oldest part is left out: the marker needs a number."""
+    decision = first_cut([(0, 30), (1, 20), (2, 20)], LIMITS)
+    assert decision is not None and decision.dropped == (1,)
+    assert (decision.cut.elided_from, decision.cut.tail_from, decision.cut.tail_bytes) == (1, 2, 20)
+    assert first_cut([(0, 10), (1, 10)], LIMITS) is None
