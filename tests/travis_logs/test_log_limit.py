@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from random import Random
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from travis_logs.log_limit import (
@@ -122,3 +126,75 @@ def test_the_middle_is_never_empty() -> None:
     assert decision is not None and decision.dropped == (1,)
     assert (decision.cut.elided_from, decision.cut.tail_from, decision.cut.tail_bytes) == (1, 2, 20)
     assert first_cut([(0, 10), (1, 10)], LIMITS) is None
+
+
+def stream(
+    batches: list[list[tuple[int, int]]], limits: Limits
+) -> tuple[dict[int, int], Cut | None]:
+    """What ingest/limit.py does with these decisions, batch by batch, on a dict of parts;
+    asserts after every batch that the stored bytes fit the limit and every byte is either
+    stored or counted."""
+    stored: dict[int, int] = {}
+    cut: Cut | None = None
+    received = 0
+    for batch in batches:
+        first = dict(reversed(batch))  # the first copy of each number, as the intake
+        new = [(n, size) for n, size in first.items() if n not in stored]
+        stored.update(new)
+        received += sum(size for _, size in new)
+        decision = None
+        if cut is None and received > limits.max_bytes:
+            decision = first_cut(sorted(stored.items()), limits)
+        elif cut is not None:
+            decision = place(cut, new, limits)
+        if decision is not None:
+            cut = decision.cut
+            for n in decision.dropped:
+                del stored[n]
+            while cut.tail_bytes > limits.tail_bytes:
+                oldest = sorted((n, s) for n, s in stored.items() if n >= cut.tail_from)[:3]
+                decision = trim(cut, oldest, limits)
+                cut = decision.cut
+                for n in decision.dropped:
+                    del stored[n]
+        assert sum(stored.values()) <= limits.max_bytes
+        assert sum(stored.values()) + (cut.elided_bytes if cut else 0) == received
+    return stored, cut
+
+
+@given(
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=120),
+    batch=st.integers(1, 9),
+    head=st.integers(0, 60),
+    tail=st.integers(0, 60),
+)
+def test_a_stream_in_order_keeps_the_longest_head_and_tail(
+    sizes: list[int], batch: int, head: int, tail: int
+) -> None:
+    limits = Limits(max_bytes=head + tail + 10, head_bytes=head, tail_bytes=tail)
+    parts = list(enumerate(sizes))
+    stored, cut = stream([parts[i : i + batch] for i in range(0, len(parts), batch)], limits)
+    if cut is None:
+        assert sum(sizes) <= limits.max_bytes and stored == dict(parts)
+        return
+    kept_head = [n for n in sorted(stored) if n < cut.elided_from]
+    kept_tail = [n for n in sorted(stored) if n >= cut.tail_from]
+    assert sorted(stored) == kept_head + kept_tail
+    assert kept_head == list(range(len(kept_head)))  # a run from the first part
+    assert kept_tail == list(range(len(parts) - len(kept_tail), len(parts)))  # to the newest
+    assert sum(stored[n] for n in kept_head) <= head and sum(stored[n] for n in kept_tail) <= tail
+    assert cut.elided_parts == len(parts) - len(stored)
+
+
+@given(
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=120),
+    seed=st.randoms(use_true_random=False),
+)
+def test_any_arrival_order_stays_within_the_limit(sizes: list[int], seed: Random) -> None:
+    """Shuffled arrivals (late head parts, late middle parts, re-sent numbers): the limit
+    holds after every batch and every byte is stored or counted (asserted by `stream`)."""
+    parts = list(enumerate(sizes))
+    seed.shuffle(parts)
+    resent = parts + parts[: len(parts) // 3]
+    batches = [resent[i : i + 5] for i in range(0, len(resent), 5)]
+    stream(batches, Limits(max_bytes=100, head_bytes=30, tail_bytes=50))
