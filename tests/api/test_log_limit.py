@@ -176,6 +176,12 @@ async def test_a_log_twice_the_limit_keeps_head_marker_and_tail(
         masked = masked.replace(secret, "*" * len(secret))
     assert await archived(limited, job_id) == masked.encode()
 
+    # Content replaced through PUT /logs is whole again.
+    put = await stack.put(f"/logs/{job_id}", content=b"replaced\n")
+    assert put.status_code == 200, put.text
+    got = (await stack.get(f"/logs/{job_id}")).json()
+    assert got["truncated"] is None and got["content"] == "replaced\n"
+
 
 async def test_a_log_under_the_limit_is_whole(
     stack: httpx.AsyncClient, limited: Settings, pool: asyncpg.Pool, job_id: int
