@@ -137,6 +137,18 @@ async def test_a_log_twice_the_limit_keeps_head_marker_and_tail(
         assert not await pool.fetchval(
             "SELECT count(*) FROM log_parts WHERE log_id = $1 AND number = $2", row["id"], LATE
         )
+        # Live (not aggregated yet): a read shows the log as the aggregation will leave it,
+        # and its index places every kept part and the marker where they are in that text.
+        live = (await stack.get(f"/logs/{job_id}")).json()["content"].encode()
+        assert live.startswith(text_of(job_id, 0).encode()) and b"left out here" in live
+        columns = (await stack.get(f"/logs/{job_id}/index")).json()["parts"]
+        entries = zip(columns["number"], columns["offset"], columns["size"], strict=True)
+        for number, offset, size in entries:
+            piece = live[offset : offset + size]
+            if number == row["elided_from"]:
+                assert piece.startswith(b"[travis-logs: ") and piece.endswith(b"]\n")
+            else:
+                assert piece == text_of(job_id, number).encode()
         await send(limited, [part(job_id, FINAL, "", final=True)])
         events = [json.loads(await asyncio.wait_for(ws.recv(), 15)) for _ in range(PARTS + 1)]
     # The limit is on storage: live viewers got every part.
@@ -164,6 +176,7 @@ async def test_a_log_twice_the_limit_keeps_head_marker_and_tail(
     handle = temporal_env.client.get_workflow_handle(workflow_id(job_id))
     state = await handle.query(QUERY_STATUS, result_type=LogWorkflowState)
     assert (state.stats.elided_bytes, state.stats.elided_parts) == (65000, 65)
+    assert state.missing_parts == []  # left out is not missing
 
     # A redaction finds the secret in the head and in the tail of the archived log.
     secrets = [f"HEADSECRET{job_id}", f"TAILSECRET{job_id}"]
