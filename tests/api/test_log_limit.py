@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest_asyncio
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 from tests.api.conftest import TOKEN, running_api
@@ -177,6 +178,9 @@ async def test_a_log_twice_the_limit_keeps_head_marker_and_tail(
     state = await handle.query(QUERY_STATUS, result_type=LogWorkflowState)
     assert (state.stats.elided_bytes, state.stats.elided_parts) == (65000, 65)
     assert state.missing_parts == []  # left out is not missing
+    # The Temporal UI shows it in the workflow's current details.
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert "truncated (LOGS_MAX_BYTES): 65000 bytes in 65 parts" in metadata.current_details
 
     # A redaction finds the secret in the head and in the tail of the archived log.
     secrets = [f"HEADSECRET{job_id}", f"TAILSECRET{job_id}"]
