@@ -55,7 +55,9 @@ RETURNING id, job_id
 """
 # The same statement stamps first_part_at on older rows that had none (created by PUT /logs,
 # replaced, adopted) and counts each log's bytes for the size limit, so the batch costs no
-# extra round trip; `cut` marks the logs past LOGS_MAX_BYTES ($5) or cut already.
+# extra round trip; `cut` marks the logs past LOGS_MAX_BYTES ($5) or cut already. The count
+# locks each log's row to the commit (in log id order): a batch with a part of a log that an
+# aggregation holds waits for it, which only late parts meet.
 _INSERT_PARTS = """
 WITH stored AS (
     INSERT INTO log_parts (log_id, number, content, final)
