@@ -90,3 +90,24 @@ async def test_two_ingests_at_once_keep_one_head_and_tail(
     assert (row["elided_bytes"], row["elided_parts"]) == ((PARTS - 81) * SIZE, PARTS - 81)
     assert (row["elided_from"], row["tail_from"]) == (20, PARTS - 61)
     assert (row["head_bytes"], row["tail_bytes"]) == (20 * SIZE, 61 * SIZE)
+
+
+async def test_a_purged_log_that_goes_on_counts_from_its_stored_parts(
+    small: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
+) -> None:
+    """Its archived bytes took it past the limit, but they are not in the database: the
+    parts stored since are kept whole up to the limit, then cut."""
+    await pool.execute(
+        "INSERT INTO logs (job_id, received_bytes, part_numbers, part_sizes)"
+        " VALUES ($1, 9000, ARRAY[0, 1], ARRAY[4500, 4500])",
+        job_id,
+    )
+    intake = assemble(pool, temporal_client, small, Pushed()).parts
+    await intake.accept([LogPart(job_id, n, text(n)) for n in range(2, 17)])
+    row = await log_row(pool, job_id)
+    assert row["elided_from"] is None and row["received_bytes"] == 15 * SIZE
+    for at in range(17, 117, BATCH):
+        await intake.accept([LogPart(job_id, n, text(n)) for n in range(at, at + BATCH)])
+    row = await log_row(pool, job_id)
+    assert row["elided_from"] is not None and row["received_bytes"] == 115 * SIZE
+    assert sum(len(t) for t in (await stored(pool, job_id)).values()) <= small.logs_max_bytes
