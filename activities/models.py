@@ -74,6 +74,9 @@ class AggregateResult:
     verified_version: int | None = None
     # Part numbers missing between 0 and the final part, as [first, last] ranges.
     missing: list[list[int]] = field(default_factory=list)
+    # Past LOGS_MAX_BYTES: what the marker line says was left out (0: the log is whole).
+    elided_bytes: int = 0
+    elided_parts: int = 0
 
 
 @dataclass

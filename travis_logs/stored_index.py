@@ -12,8 +12,13 @@ import asyncio
 import asyncpg
 
 from travis_logs.log_index import LogIndex, build_index
+from travis_logs.log_limit import CUT_COLUMNS, Cut, cut_of
 
-_PART_INDEX = "SELECT part_numbers, part_sizes FROM logs WHERE id = $1"
+_PART_INDEX = f"""
+SELECT part_numbers, part_sizes, coalesce(octet_length(content), archive_size) AS text_bytes,
+       {CUT_COLUMNS}
+FROM logs WHERE id = $1
+"""
 _STORED = (
     "SELECT number, octet_length(content) AS size, created_at FROM log_parts WHERE log_id = $1"
 )
@@ -26,6 +31,9 @@ async def index_of(conn: asyncpg.Pool | asyncpg.Connection, log_id: int, body: b
     held = dict(zip(row["part_numbers"], row["part_sizes"], strict=True)) if row else {}
     stored = await conn.fetch(_STORED, log_id)
     sizes = held | {r["number"]: r["size"] for r in stored if r["number"] not in held}
+    cut = cut_of(row) if row else None
+    if cut is not None:
+        sizes = _with_marker(sizes, cut, len(body), (row["text_bytes"] or 0) - sum(held.values()))
     arrived = {r["number"]: int(r["created_at"].timestamp() * 1000) for r in stored}
     numbers = sorted(sizes)
     return await asyncio.to_thread(
@@ -35,3 +43,11 @@ async def index_of(conn: asyncpg.Pool | asyncpg.Connection, log_id: int, body: b
         [sizes[n] for n in numbers],
         [arrived.get(n) for n in numbers],
     )
+
+
+def _with_marker(sizes: dict[int, int], cut: Cut, size: int, prefix: int) -> dict[int, int]:
+    """The sizes of a cut log's parts as `log_limit.finish` lays them out: the middle gone,
+    the marker (as long as the rest of the text leaves) indexed at `elided_from`."""
+    kept = {n: s for n, s in sizes.items() if not cut.elided(n)}
+    kept[cut.elided_from] = max(0, size - max(0, prefix) - sum(kept.values()))
+    return kept
