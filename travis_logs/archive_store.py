@@ -150,6 +150,11 @@ class ArchiveStore:
     def bucket(self) -> str:
         return self._bucket
 
+    @property
+    def part_bytes(self) -> int:
+        """Logs up to this size go up in one PUT; larger ones in parts of this size."""
+        return self._limits.part_bytes
+
     @staticmethod
     def key(job_id: int) -> str:
         return f"jobs/{job_id}/log.txt"
