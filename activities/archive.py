@@ -50,9 +50,9 @@ from travis_logs.log_index import IndexBuilder
 from travis_logs.logrow import TEXT_COLUMNS, RowText
 from travis_logs.transfer import Progress
 
-# The content's size and SHA-256 as UTF-8 bytes (the server's encoding: no conversion), by
-# the database: S3 takes them before the upload's first byte, and the worker never holds
-# the text to compute them.
+# The content's size and SHA-256 as UTF-8 bytes (as Python encodes it; in a UTF8 database,
+# no conversion), by the database: S3 takes them before the upload's first byte, and the
+# worker never holds the text to compute them.
 _READ = f"""
 SELECT id, content_version, cardinality(part_numbers) AS parts,
        archive_version IS NULL AS unarchived, {TEXT_COLUMNS},

@@ -148,7 +148,7 @@ async def sample_held(pool: asyncpg.Pool, job_id: int, held: Held) -> None:
             held.both = max(held.both, row["content"] + row["parts"])
             if row["archiving"] and held.archiving_at is None:
                 held.archiving_at = time.time()
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
