@@ -111,6 +111,9 @@ class VerifyResult:
     size: int | None = None  # what was read back; None when there is no object
     sha256: str | None = None
     reason: str = ""  # why it does not match
+    # Why the index beside the log was rebuilt from the bytes read back (stale, damaged,
+    # missing); empty when it was the log's.
+    index_rebuilt: str = ""
 
 
 @dataclass

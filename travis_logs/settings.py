@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # answers then fails with its own error, which the Temporal UI shows, first).
     s3_request_timeout_s: float = Field(default=10, gt=0)
     s3_min_bytes_per_s: int = Field(default=1 << 20, ge=1)
+    # A log larger than this goes to S3 as a multipart upload of parts this size (one PUT
+    # otherwise); the upload holds one part in memory at a time. S3's minimum is 5 MiB.
+    s3_part_bytes: int = Field(default=8 << 20, ge=5 << 20, le=5 << 30)
 
     pusher_app_id: str | None = None
     pusher_key: str | None = None

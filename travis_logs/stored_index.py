@@ -1,13 +1,16 @@
 """The index of a stored log (travis_logs.log_index) from what the database holds: the part
 index of its content and the stored parts it does not hold yet, with their arrival times.
 
-Both the archive round (activities.indexing) and a read (api.log_text) build it this one
-way. Built in a thread: a large log takes a while to scan.
+A read (api.log_text) indexes the log as it serves it, pending parts included; the archive
+round (activities.indexing) indexes one content version, whose parts are its part index
+(`archived_parts`). Built in a thread: a large log takes a while to scan.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -34,7 +37,7 @@ async def index_of(conn: asyncpg.Pool | asyncpg.Connection, log_id: int, body: b
     cut = cut_of(row) if row else None
     if cut is not None:
         sizes = _with_marker(sizes, cut, len(body), (row["text_bytes"] or 0) - sum(held.values()))
-    arrived = {r["number"]: int(r["created_at"].timestamp() * 1000) for r in stored}
+    arrived = {r["number"]: _ms(r["created_at"]) for r in stored}
     numbers = sorted(sizes)
     return await asyncio.to_thread(
         build_index,
@@ -51,3 +54,38 @@ def _with_marker(sizes: dict[int, int], cut: Cut, size: int, prefix: int) -> dic
     kept = {n: s for n, s in sizes.items() if not cut.elided(n)}
     kept[cut.elided_from] = max(0, size - max(0, prefix) - sum(kept.values()))
     return kept
+
+
+_HELD = """
+SELECT l.part_numbers, l.part_sizes,
+       ARRAY(SELECT p.created_at
+             FROM unnest(l.part_numbers) WITH ORDINALITY AS n(number, i)
+             LEFT JOIN log_parts p ON p.log_id = l.id AND p.number = n.number
+             ORDER BY n.i) AS arrivals
+FROM logs l WHERE l.id = $1 AND l.content_version = $2
+"""
+
+
+@dataclass(frozen=True)
+class HeldParts:
+    """The parts one content version holds, with their arrival times (None once purged)."""
+
+    numbers: list[int]
+    sizes: list[int]
+    arrivals: list[int | None]
+
+
+async def archived_parts(
+    conn: asyncpg.Pool | asyncpg.Connection, log_id: int, content_version: int
+) -> HeldParts | None:
+    """The part index of content version `content_version`; None when the log has another."""
+    row = await conn.fetchrow(_HELD, log_id, content_version)
+    if row is None:
+        return None
+    arrivals = [None if at is None else _ms(at) for at in row["arrivals"]]
+    return HeldParts(list(row["part_numbers"]), list(row["part_sizes"]), arrivals)
+
+
+def _ms(at: datetime) -> int:
+    """Unix milliseconds, as both indexes count them."""
+    return int(at.timestamp() * 1000)
