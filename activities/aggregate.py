@@ -34,6 +34,7 @@ from activities.models import (
 from activities.redact import apply_rules
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.completeness import missing_ranges
+from travis_logs.log_limit import CUT_COLUMNS, cut_of, finish, without_middle
 from travis_logs.logrow import TEXT_COLUMNS, RowText
 from travis_logs.merge import PartIndex, merge_unheld
 from travis_logs.transfer import Progress
@@ -56,7 +57,7 @@ FROM logs l WHERE l.job_id = $1
 _LOCKED_ROW = f"""
 SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
        part_sizes, final_number, {TEXT_COLUMNS}, removed_by IS NOT NULL AS removed,
-       archive_size, archive_sha256,
+       archive_size, archive_sha256, {CUT_COLUMNS},
        CASE WHEN archive_verified THEN archive_version END AS verified_version,
        ARRAY(SELECT r.secret FROM log_redaction_rules r
              WHERE r.job_id = logs.job_id AND r.active) AS secrets
@@ -136,6 +137,7 @@ async def _new_numbers(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[l
 
 def _unchanged(row: asyncpg.Record, duplicates: int) -> AggregateResult:
     size = row["content_bytes"] if row["content"] is not None else row["archive_size"]
+    cut = cut_of(row)
     return AggregateResult(
         log_id=row["id"],
         content_version=row["content_version"],
@@ -145,7 +147,9 @@ def _unchanged(row: asyncpg.Record, duplicates: int) -> AggregateResult:
         parts=len(row["part_numbers"]),
         duplicates=duplicates,
         verified_version=row["verified_version"],
-        missing=missing_ranges(row["part_numbers"], row["final_number"]),
+        missing=without_middle(missing_ranges(row["part_numbers"], row["final_number"]), cut),
+        elided_bytes=cut.elided_bytes if cut else 0,
+        elided_parts=cut.elided_parts if cut else 0,
     )
 
 
@@ -160,6 +164,9 @@ async def _merge(
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
     fresh_parts = [(p["number"], (p["content"] or "").encode()) for p in parts]
     merged = merge_unheld(base, index, fresh_parts)
+    cut = cut_of(row)
+    if cut is not None:  # past the size limit: head, marker, tail
+        merged = finish(merged, cut)
     # A secret split across late parts is whole only here: mask it in the log and its parts.
     merged = await apply_rules(conn, row["id"], merged, dict(fresh_parts), row["secrets"])
     # Every piece is whole UTF-8 (parts are cut at part boundaries), so this cannot fail.
@@ -178,5 +185,7 @@ async def _merge(
         duplicates=duplicates,
         from_archive=RowText.of(row).purged,
         verified_version=row["verified_version"],
-        missing=missing_ranges(merged.index.numbers, row["final_number"]),
+        missing=without_middle(missing_ranges(merged.index.numbers, row["final_number"]), cut),
+        elided_bytes=cut.elided_bytes if cut else 0,
+        elided_parts=cut.elided_parts if cut else 0,
     )

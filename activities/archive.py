@@ -9,10 +9,20 @@ The upload never replaces a newer version: it writes with `If-Match` over the ob
 looked at (`If-None-Match: *` when there was none) and refuses when S3 holds a higher content
 version. Verify never trusts the upload: it reads the object back and compares size and
 SHA-256 with what was written.
+
+Neither step holds the log in memory. The upload reads `logs.content` from PostgreSQL in
+chunks of bytes (`_CHUNKS`) and streams them to S3 (a multipart upload past one part), the
+index of the log built from the same chunks; its size and SHA-256 are computed by the
+database first, since S3 takes them as metadata before the first byte, and the streamed
+bytes are hashed again on the way: a stream that is not those bytes writes nothing. Verify
+hashes the object as it reads it back, and rebuilds the index from those bytes when the one
+beside the log is not this log's (activities/indexing.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import asyncpg
@@ -20,7 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.indexing import write_index
+from activities.indexing import index_problem, write_index
 from activities.models import (
     ARCHIVE_LOG,
     VERIFY_ARCHIVE,
@@ -30,21 +40,44 @@ from activities.models import (
     VerifyResult,
 )
 from travis_logs.archive_store import (
+    Announced,
     ArchiveConflict,
     ArchiveStore,
     Digest,
     StoredObject,
-    sha256_hex,
 )
+from travis_logs.log_index import IndexBuilder
 from travis_logs.logrow import TEXT_COLUMNS, RowText
 from travis_logs.transfer import Progress
 
+# The content's size and SHA-256 as UTF-8 bytes (as Python encodes it; in a UTF8 database,
+# no conversion), by the database: S3 takes them before the upload's first byte, and the
+# worker never holds the text to compute them.
 _READ = f"""
-SELECT id, content, content_version, cardinality(part_numbers) AS parts,
+SELECT id, content_version, cardinality(part_numbers) AS parts,
        archive_version IS NULL AS unarchived, {TEXT_COLUMNS},
-       archive_version, archive_size, archive_sha256
+       archive_version, archive_size, archive_sha256,
+       octet_length(content) AS size,
+       encode(sha256(convert_to(content, 'UTF8')), 'hex') AS sha256
 FROM logs WHERE job_id = $1
 """
+# The content in byte ranges of its UTF-8 encoding. Byte offsets, not `substring(content
+# ...)` on the text: a character offset in UTF-8 is found by scanning from the start, so
+# reading a log that way costs the square of its size (a minute for 64 MiB), where a byte
+# range of bytea is found at once. The subquery converts (and detoasts) the value once per
+# statement: OFFSET 0 keeps the planner from flattening it, which would convert the whole
+# value again for every chunk (45 s instead of 1 s for 64 MiB). A chunk may end inside a
+# character, which is harmless: chunks are never decoded, only hashed, indexed (bytes) and
+# sent, and their concatenation is the text's exact bytes. One statement: one snapshot of
+# one content version, read a chunk at a time (rows come in generate_series' order; the
+# hash check catches anything else).
+_CHUNKS = """
+SELECT substring(l.b FROM s FOR $3) AS chunk
+FROM (SELECT convert_to(content, 'UTF8') AS b FROM logs
+      WHERE id = $1 AND content_version = $2 OFFSET 0) AS l,
+     generate_series(1, octet_length(l.b), $3) AS s
+"""
+_CHUNK_BYTES = 1 << 20
 _MARK_ARCHIVING = "UPDATE logs SET archiving = true WHERE id = $1"
 _RECORD = """
 UPDATE logs SET archiving = false, archived_at = now(), archive_verified = NULL,
@@ -55,16 +88,61 @@ _RECORD_VERIFIED = """
 UPDATE logs SET archive_verified = $4, verified_at = CASE WHEN $4 THEN now() END
 WHERE job_id = $1 AND archive_version = $2 AND archive_sha256 = $3
 """
+_LOG_ID = "SELECT id FROM logs WHERE job_id = $1"
 _WRITE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
 class _Upload:
     job_id: int
-    body: bytes
-    sha256: str
-    version: int
-    parts: int
+    log_id: int
+    what: Announced
+
+    @property
+    def version(self) -> int:
+        return self.what.version
+
+
+class _Content:
+    """The log's content read from the database in chunks, indexed as it passes: `indexed`
+    is the index of the last read that went to the end.
+
+    A log that fits in one upload part (most logs) is read in one query and its connection
+    released before anything goes to S3, so that uploads stalled on S3 hold no database
+    connection; a larger one is read through a cursor, a chunk at a time, which holds one
+    connection while its parts go up.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, upload: _Upload, progress: Progress, whole_bytes: int
+    ) -> None:
+        self._pool = pool
+        self._upload = upload
+        self._progress = progress
+        self._whole_bytes = whole_bytes
+        self.indexed: IndexBuilder | None = None
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        builder = IndexBuilder()
+        args = (_CHUNKS, self._upload.log_id, self._upload.version, _CHUNK_BYTES)
+        self._progress.begin("read content")
+        read = 0
+        async with aclosing(self._read(*args)) as source:  # its connection goes back at once
+            async for chunk in source:
+                builder.feed(chunk)
+                read += len(chunk)
+                self._progress.moved(read)
+                yield chunk
+        self.indexed = builder
+
+    async def _read(self, query: str, *args: object) -> AsyncGenerator[bytes, None]:
+        if self._upload.what.size <= self._whole_bytes:
+            for record in await self._pool.fetch(query, *args):
+                yield record["chunk"]
+            return
+        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+            async for record in conn.cursor(query, *args, prefetch=1):
+                yield record["chunk"]
 
 
 class ArchiveActivities:
@@ -76,35 +154,39 @@ class ArchiveActivities:
 
     @activity.defn(name=ARCHIVE_LOG.name)
     async def archive_log(self, inp: ArchiveInput) -> ArchiveResult:
-        """Write the log's current content to jobs/<job_id>/log.txt (idempotent)."""
+        """Write the log's current content to jobs/<job_id>/log.txt (idempotent), and its
+        index beside it."""
         row = await self._pool.fetchrow(_READ, inp.job_id)
-        if row is not None and row["content"] is None and _archive_is_the_log(row):
+        if row is not None and not row["has_text"] and _archive_is_the_log(row):
             # Purged: the archive is the only copy, so archiving again means reading it back
             # against what was recorded (verify), never writing it from itself.
             return ArchiveResult(
                 row["archive_version"], row["archive_size"], row["archive_sha256"], False
             )
-        if row is None or row["content"] is None:
+        if row is None or not row["has_text"]:
             raise ApplicationError(
                 f"job {inp.job_id}: no content to archive",
                 type="NothingToArchive",
                 non_retryable=True,
             )
-        body: bytes = row["content"].encode()
-        upload = _Upload(inp.job_id, body, sha256_hex(body), row["content_version"], row["parts"])
+        what = Announced(row["size"], row["sha256"], row["content_version"], row["parts"])
+        upload = _Upload(inp.job_id, row["id"], what)
         await self._pool.execute(_MARK_ARCHIVING, row["id"])
         progress = Progress()
-        write = self._write(upload, inp.rewrite, row["unarchived"], progress)
+        content = _Content(self._pool, upload, progress, self._store.part_bytes)
+        write = self._write(upload, content, inp.rewrite, row["unarchived"], progress)
         uploaded = await heartbeating(write, progress)
-        index = write_index(
-            self._pool, self._store, row["id"], inp.job_id, body, version=upload.version
-        )
-        await heartbeating(index, progress)
-        await self._pool.execute(_RECORD, row["id"], upload.version, len(body), upload.sha256)
-        return ArchiveResult(upload.version, len(body), upload.sha256, uploaded)
+        await heartbeating(self._index(upload, content, progress), progress)
+        await self._pool.execute(_RECORD, row["id"], what.version, what.size, what.sha256)
+        return ArchiveResult(what.version, what.size, what.sha256, uploaded)
 
     async def _write(
-        self, upload: _Upload, rewrite: bool, unarchived: bool, progress: Progress
+        self,
+        upload: _Upload,
+        content: _Content,
+        rewrite: bool,
+        unarchived: bool,
+        progress: Progress,
     ) -> bool:
         """Put unless the object holds exactly this already; False when nothing was written."""
         stored: StoredObject | None = None
@@ -118,14 +200,10 @@ class ArchiveActivities:
                     return False  # an earlier attempt wrote it (e.g. before its worker died)
             etag = stored.etag if stored is not None else None
             try:
-                await self._store.put(
-                    upload.job_id,
-                    upload.body,
-                    version=upload.version,
-                    parts=upload.parts,
-                    if_match=etag,
-                    progress=progress,
-                )
+                async with aclosing(content.chunks()) as chunks:
+                    await self._store.put_stream(
+                        upload.job_id, chunks, upload.what, if_match=etag, progress=progress
+                    )
             except ArchiveConflict:
                 continue  # written by someone else meanwhile: look again
             return True
@@ -133,18 +211,63 @@ class ArchiveActivities:
             f"job {upload.job_id}: the archive kept changing", type="ArchiveConflict"
         )
 
+    async def _index(self, upload: _Upload, content: _Content, progress: Progress) -> None:
+        """Write the log's index unless the one beside it is this log's already (or a newer
+        round's): from the upload's read of the content, or a read of its own when the
+        upload had nothing to write."""
+        what = upload.what
+        stored = await self._store.read_index(upload.job_id, progress)
+        if stored is not None and stored.version is not None and stored.version > what.version:
+            return  # a newer content version's round wrote it
+        if not index_problem(stored, what.version, what.sha256, what.size):
+            return
+        if content.indexed is None:
+            async with aclosing(content.chunks()) as chunks:
+                async for _ in chunks:
+                    pass  # the read indexes what it reads
+        assert content.indexed is not None  # a read that ends sets it
+        await write_index(
+            self._pool,
+            self._store,
+            upload.log_id,
+            upload.job_id,
+            content.indexed,
+            version=what.version,
+            sha256=what.sha256,
+            progress=progress,
+        )
+
     @activity.defn(name=VERIFY_ARCHIVE.name)
     async def verify_archive(self, inp: VerifyInput) -> VerifyResult:
-        """Read the object back: verified when size, SHA-256 and version are what was written."""
+        """Read the object back: verified when size, SHA-256 and version are what was written.
+        An index beside it that is not this log's is rebuilt from the bytes read back."""
         progress = Progress()
-        digest = await heartbeating(self._store.digest(inp.job_id, progress), progress)
+        stored_index = await self._store.read_index(inp.job_id, progress)
+        index_wrong = index_problem(stored_index, inp.content_version, inp.sha256, inp.size)
+        builder = IndexBuilder() if index_wrong else None
+        read = self._store.digest(inp.job_id, progress, sink=builder.feed if builder else None)
+        digest = await heartbeating(read, progress)
         reason = _mismatch(inp, digest)
+        rebuilt = ""
+        log_id = await self._pool.fetchval(_LOG_ID, inp.job_id)
+        if not reason and builder is not None and log_id is not None:
+            write = write_index(
+                self._pool,
+                self._store,
+                log_id,
+                inp.job_id,
+                builder,
+                version=inp.content_version,
+                sha256=inp.sha256,
+                progress=progress,
+            )
+            rebuilt = index_wrong if await heartbeating(write, progress) else ""
         await self._pool.execute(
             _RECORD_VERIFIED, inp.job_id, inp.content_version, inp.sha256, not reason
         )
         if digest is None:
             return VerifyResult(verified=False, reason=reason)
-        return VerifyResult(not reason, digest.size, digest.sha256, reason)
+        return VerifyResult(not reason, digest.size, digest.sha256, reason, rebuilt)
 
 
 def _archive_is_the_log(row: asyncpg.Record) -> bool:
@@ -169,10 +292,11 @@ def _refuse_newer(upload: _Upload, stored: StoredObject | None) -> None:
 
 def _holds(stored: StoredObject | None, upload: _Upload) -> bool:
     """The object's metadata says it is exactly this upload (verify reads the bytes)."""
+    what = upload.what
     return stored is not None and (stored.version, stored.sha256, stored.size) == (
-        upload.version,
-        upload.sha256,
-        len(upload.body),
+        what.version,
+        what.sha256,
+        what.size,
     )
 
 

@@ -74,6 +74,9 @@ class AggregateResult:
     verified_version: int | None = None
     # Part numbers missing between 0 and the final part, as [first, last] ranges.
     missing: list[list[int]] = field(default_factory=list)
+    # Past LOGS_MAX_BYTES: what the marker line says was left out (0: the log is whole).
+    elided_bytes: int = 0
+    elided_parts: int = 0
 
 
 @dataclass
@@ -108,6 +111,9 @@ class VerifyResult:
     size: int | None = None  # what was read back; None when there is no object
     sha256: str | None = None
     reason: str = ""  # why it does not match
+    # Why the index beside the log was rebuilt from the bytes read back (stale, damaged,
+    # missing); empty when it was the log's.
+    index_rebuilt: str = ""
 
 
 @dataclass

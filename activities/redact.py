@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.models import REDACT_LOG, RedactLogInput, RedactLogResult
 from travis_logs.archive_store import ArchiveStore
+from travis_logs.log_limit import CUT_COLUMNS, cut_of, finish
 from travis_logs.logrow import TEXT_COLUMNS, RowText
 from travis_logs.merge import Merged, PartIndex, merge_unheld
 from travis_logs.redaction import RangeError, mask
@@ -35,7 +36,7 @@ FROM log_redactions WHERE id = $1 AND job_id = $2 FOR UPDATE
 """
 _LOCKED_ROW = f"""
 SELECT id, content, content_version, part_numbers, part_sizes,
-       {TEXT_COLUMNS}, archive_size, archive_sha256
+       {TEXT_COLUMNS}, archive_size, archive_sha256, {CUT_COLUMNS}
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
 _PARTS = "SELECT number, content FROM log_parts WHERE log_id = $1"
@@ -143,6 +144,9 @@ async def _apply(
     stored = {r["number"]: (r["content"] or "").encode() for r in parts}
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
     merged = merge_unheld(base, index, sorted(stored.items()))
+    cut = cut_of(row)
+    if cut is not None:  # as the aggregation leaves a log past the size limit
+        merged = finish(merged, cut)
     secrets = [r["secret"] for r in await conn.fetch(_SECRETS, req["job_id"], req["id"])]
     ranges = list(zip(req["range_starts"], req["range_ends"], strict=True))
     masked = mask(merged.body, secrets, ranges)

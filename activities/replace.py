@@ -45,7 +45,10 @@ UPDATE logs SET content = (SELECT u.content FROM log_uploads u WHERE u.id = $2),
        verified_at = NULL, replaced_at = now(), first_part_at = NULL, final_part_at = NULL,
        removed_by = $3, removed_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() END,
        final_number = NULL, part_numbers = '{}', part_sizes = '{}',
-       content_version = content_version + 1, replace_request = $4
+       content_version = content_version + 1, replace_request = $4,
+       -- The new content is whole: the size limit counts from here.
+       received_bytes = 0, elided_from = NULL, tail_from = NULL, head_bytes = 0,
+       tail_bytes = 0, elided_bytes = 0, elided_parts = 0
 WHERE id = $1 RETURNING content_version
 """
 _DELETE_UPLOAD = "DELETE FROM log_uploads WHERE id = $1"

@@ -8,11 +8,12 @@ from typing import Any, Literal
 
 import asyncpg
 
+from travis_logs.log_limit import CUT_COLUMNS
 from travis_logs.logrow import TEXT_COLUMNS
 
 LOG_COLUMNS = (
     "id, job_id, content, removed_by, created_at, updated_at, aggregated_at, archived_at,"
-    f" purged_at, removed_at, archiving, archive_verified, {TEXT_COLUMNS}"
+    f" purged_at, removed_at, archiving, archive_verified, {TEXT_COLUMNS}, {CUT_COLUMNS}"
 )
 LogKey = Literal["job_id", "id"]
 
@@ -21,9 +22,9 @@ _LOG_BY = {
     "id": f"SELECT {LOG_COLUMNS} FROM logs WHERE id = $1",
 }
 # What GET /logs/:id adds to travis-api's fields: what completeness and the timeline read.
-_LIFECYCLE = """
+_LIFECYCLE = f"""
 SELECT final_number, part_numbers, part_sizes, first_part_at, final_part_at, aggregated_at,
-       archived_at, verified_at, purged_at, replaced_at,
+       archived_at, verified_at, purged_at, replaced_at, {CUT_COLUMNS},
        ARRAY(SELECT number FROM log_parts WHERE log_id = logs.id) AS stored_numbers
 FROM logs WHERE id = $1
 """

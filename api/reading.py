@@ -21,6 +21,7 @@ from api import queries
 from api.redactions import active_secrets
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.completeness import gap_offsets, is_complete, missing_ranges
+from travis_logs.log_limit import Cut, cut_of, finish, without_middle
 from travis_logs.logrow import RowText
 from travis_logs.merge import PartIndex, merge_unheld
 from travis_logs.parts import clean
@@ -90,9 +91,10 @@ async def _base(archive: ArchiveStore, row: asyncpg.Record) -> bytes | None:
     return raw
 
 
-def _merged(job_id: int, base: bytes, pending: Pending) -> bytes:
+def _merged(job_id: int, base: bytes, pending: Pending, cut: Cut | None) -> bytes:
     try:
-        body = merge_unheld(base, pending.index, pending.parts).body
+        merged = merge_unheld(base, pending.index, pending.parts)
+        body = (merged if cut is None else finish(merged, cut)).body
     except ValueError as err:  # the index does not fit the base (an archive gone missing)
         log.warning("job %d: %s; pending parts follow the log", job_id, err)
         body = base + b"".join(body for _, body in pending.parts)
@@ -101,9 +103,10 @@ def _merged(job_id: int, base: bytes, pending: Pending) -> bytes:
 
 def completeness(lifecycle: asyncpg.Record) -> tuple[bool, list[list[int]]]:
     """Whether the log (content, archive and stored parts together) is complete, and the
-    part numbers it misses."""
+    part numbers it misses (the middle of a log past the size limit is left out, not
+    missing)."""
     numbers = sorted(set(lifecycle["part_numbers"]) | set(lifecycle["stored_numbers"]))
-    missing = missing_ranges(numbers, lifecycle["final_number"])
+    missing = without_middle(missing_ranges(numbers, lifecycle["final_number"]), cut_of(lifecycle))
     return is_complete(numbers, lifecycle["final_number"], missing), missing
 
 
@@ -149,7 +152,16 @@ async def read_log(
     result["content"] = await content_of(archive, row, pending)
     result["complete"], result["missing_parts"] = completeness(lifecycle)
     result["timeline"] = timeline(lifecycle)
+    result["truncated"] = truncated(row)
     return result
+
+
+def truncated(row: asyncpg.Record) -> dict[str, int] | None:
+    """What a log past the size limit left out (the marker line's counts); None: whole."""
+    cut = cut_of(row)
+    if cut is None:
+        return None
+    return {"elided_bytes": cut.elided_bytes, "elided_parts": cut.elided_parts}
 
 
 async def content_of(archive: ArchiveStore, row: asyncpg.Record, pending: Pending) -> str | None:
@@ -157,7 +169,7 @@ async def content_of(archive: ArchiveStore, row: asyncpg.Record, pending: Pendin
     base = await _base(archive, row)
     if not pending.parts:
         return None if base is None else clean(base)
-    text = clean(_merged(row["job_id"], base or b"", pending))
+    text = clean(_merged(row["job_id"], base or b"", pending, cut_of(row)))
     if base is None and not text.strip():
         return None  # FetchLog: parts that are all blank are no log
     return text

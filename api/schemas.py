@@ -103,11 +103,18 @@ class RedactionOut(BaseModel):
     content_version: int | None = Field(description="the version it wrote; null: no change")
 
 
+class Truncated(BaseModel):
+    """What a log past LOGS_MAX_BYTES left out between its head and its tail."""
+
+    elided_bytes: int = Field(description="bytes of the parts left out")
+    elided_parts: int = Field(description="parts left out")
+
+
 class LogOut(_LogFields):
     """A log as `GET /logs/:id` returns it: `removed_by_id`, content aggregated or archived.
 
-    `complete`, `missing_parts`, `timeline` and `redactions` are not travis-api's: it
-    ignores them.
+    `complete`, `missing_parts`, `timeline`, `redactions` and `truncated` are not
+    travis-api's: it ignores them.
     """
 
     removed_by_id: int | None
@@ -119,6 +126,11 @@ class LogOut(_LogFields):
     )
     timeline: Timeline = Field(default_factory=Timeline)
     redactions: list[RedactionOut] = Field(default_factory=list)
+    truncated: Truncated | None = Field(
+        default=None,
+        description="past LOGS_MAX_BYTES: what was left out (a marker line stands there); "
+        "null: the log is whole",
+    )
 
 
 BIGINT_MAX = 2**63 - 1

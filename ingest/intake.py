@@ -19,11 +19,12 @@ import asyncpg
 from prometheus_client import Counter
 from temporalio.client import Client
 
-from ingest import outbox
+from ingest import limit, outbox
 from ingest.outbox import PendingSignal, SignalSender
 from ingest.redacted import RedactedJobs
 from ingest.transitions import KnownLog, transitions
 from travis_logs.backoff import backoff
+from travis_logs.log_limit import Limits
 from travis_logs.parts import LogPart
 from travis_logs.redaction import mask_text
 from travis_logs.settings import Settings
@@ -53,18 +54,25 @@ ON CONFLICT (job_id) DO NOTHING
 RETURNING id, job_id
 """
 # The same statement stamps first_part_at on older rows that had none (created by PUT /logs,
-# replaced, adopted), so the batch costs no extra round trip and locks no other row.
+# replaced, adopted) and counts each log's bytes for the size limit, so the batch costs no
+# extra round trip; `cut` marks the logs past LOGS_MAX_BYTES ($5) or cut already. The count
+# locks each log's row to the commit (in log id order): a batch with a part of a log that an
+# aggregation holds waits for it, which only late parts meet.
 _INSERT_PARTS = """
 WITH stored AS (
     INSERT INTO log_parts (log_id, number, content, final)
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::boolean[])
     ON CONFLICT (log_id, number) DO NOTHING
     RETURNING log_id, number, final, octet_length(content) AS size
-), stamped AS (
-    UPDATE logs SET first_part_at = now()
-    WHERE id IN (SELECT log_id FROM stored) AND first_part_at IS NULL
+), counted AS (
+    UPDATE logs SET received_bytes = logs.received_bytes + s.bytes,
+                    first_part_at = coalesce(logs.first_part_at, now())
+    FROM (SELECT log_id, coalesce(sum(size), 0) AS bytes FROM stored
+          GROUP BY log_id ORDER BY log_id) AS s
+    WHERE logs.id = s.log_id
+    RETURNING logs.id, logs.received_bytes > $5 OR logs.elided_from IS NOT NULL AS cut
 )
-SELECT * FROM stored
+SELECT stored.*, counted.cut FROM stored JOIN counted ON counted.id = stored.log_id
 """
 # final_number only grows: a stray smaller "final" must not make later parts look late.
 _MARK_FINAL = """
@@ -143,12 +151,14 @@ class PartIntake:
         redacted: RedactedJobs,
         *,
         store_attempts: int = 5,
+        limits: Limits | None = None,
     ) -> None:
         self._pool = pool
         self._signals = signals
         self._publisher = publisher
         self._redacted = redacted
         self._store_attempts = store_attempts
+        self._limits = limits or Limits()
 
     def arrived(self, part: LogPart, redelivered: bool) -> bool:
         """Push `part` live now, before its store, unless it must wait; True when pushed.
@@ -231,7 +241,8 @@ class PartIntake:
         async with self._pool.acquire() as conn, conn.transaction():
             logs = await _find_or_create_logs(conn, sorted({p.job_id for p in unique}))
             masked = _masked(unique, logs)
-            rows = await _insert_parts(conn, unique, logs, masked)
+            rows = await _insert_parts(conn, unique, logs, masked, self._limits.max_bytes)
+            await _keep_limits(conn, rows, self._limits)
             by_log = {lg.id: lg for lg in logs.values()}
             await _mark_final(conn, rows)
             pending = await outbox.record(conn, transitions(rows, by_log))
@@ -287,6 +298,7 @@ async def _insert_parts(
     parts: list[LogPart],
     logs: dict[int, KnownLog],
     masked: dict[tuple[int, int], str],
+    max_bytes: int,
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         _INSERT_PARTS,
@@ -294,8 +306,21 @@ async def _insert_parts(
         [p.number for p in parts],
         [masked.get((p.job_id, p.number), p.content) for p in parts],
         [p.final for p in parts],
+        max_bytes,
     )
     return rows
+
+
+async def _keep_limits(
+    conn: asyncpg.Connection, rows: list[asyncpg.Record], limits: Limits
+) -> None:
+    """The logs the batch took past the size limit, or that were cut already: cut them."""
+    over: dict[int, list[tuple[int, int]]] = {}
+    for r in rows:
+        if r["cut"]:
+            over.setdefault(r["log_id"], []).append((r["number"], r["size"] or 0))
+    for log_id in sorted(over):
+        await limit.enforce(conn, log_id, over[log_id], limits)
 
 
 async def _mark_final(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
@@ -325,6 +350,11 @@ def assemble(
     signals = SignalSender(pool, temporal, settings)
     redacted = RedactedJobs()
     parts = PartIntake(
-        pool, signals, publisher, redacted, store_attempts=settings.ingest_store_attempts
+        pool,
+        signals,
+        publisher,
+        redacted,
+        store_attempts=settings.ingest_store_attempts,
+        limits=settings.log_limits,
     )
     return Intake(pool, signals, redacted, parts)

@@ -24,6 +24,8 @@ _MARKER = re.compile(
     rb"|travis_time:start:([0-9A-Fa-f]{1,64})"
     rb"|travis_time:end:([0-9A-Fa-f]{1,64}):([A-Za-z0-9_=,.\-]{0,400})"
 )
+# The longest match of _MARKER: "travis_time:end:" (16), an id (64), ":" and its values (400).
+_MARKER_MAX = 16 + 64 + 1 + 400
 _EXTRA_KEYS = 8
 
 
@@ -100,37 +102,92 @@ def build_index(
 ) -> LogIndex:
     """The index of `body`, whose parts (by number, with their sizes and arrival times in
     Unix milliseconds) make it up."""
-    folds, timers = markers(body)
-    return LogIndex(
-        version=INDEX_VERSION,
-        size=len(body),
-        lines=line_count(body),
-        line_step=line_step,
-        line_starts=line_starts(body, line_step),
-        parts=part_entries(len(body), numbers, sizes, arrivals),
-        folds=folds,
-        timers=timers,
-    )
+    builder = IndexBuilder(line_step)
+    builder.feed(body)
+    return builder.finish(numbers, sizes, arrivals)
+
+
+class IndexBuilder:
+    """The index of a log fed in chunks of any size, holding none of its text beyond one
+    marker's length: the same index as `build_index` of the chunks joined."""
+
+    def __init__(self, line_step: int = LINE_STEP) -> None:
+        self._lines = _LineScan(line_step)
+        self._markers = _MarkerScan()
+
+    def feed(self, chunk: bytes) -> None:
+        self._lines.feed(chunk)
+        self._markers.feed(chunk)
+
+    def finish(
+        self,
+        numbers: Sequence[int] = (),
+        sizes: Sequence[int] = (),
+        arrivals: Sequence[int | None] = (),
+    ) -> LogIndex:
+        """The index of everything fed, whose parts are these (see `build_index`)."""
+        folds, timers = self._markers.finish()
+        size = self._lines.size
+        return LogIndex(
+            version=INDEX_VERSION,
+            size=size,
+            lines=self._lines.count(),
+            line_step=self._lines.step,
+            line_starts=self._lines.starts(),
+            parts=part_entries(size, numbers, sizes, arrivals),
+            folds=folds,
+            timers=timers,
+        )
 
 
 def line_count(body: bytes) -> int:
     """Lines as a reader counts them: a last line without its newline counts too."""
-    if not body:
-        return 0
-    return body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+    scan = _LineScan(LINE_STEP)
+    scan.feed(body)
+    return scan.count()
 
 
 def line_starts(body: bytes, step: int) -> list[int]:
     """The byte offsets of lines 1, 1 + step, 1 + 2 * step ... (those that exist)."""
-    if step < 1:
-        raise ValueError("line_step must be at least 1")
-    starts = [0] if body else []
-    at, seen = 0, 0
-    while (found := body.find(b"\n", at)) >= 0:
-        at, seen = found + 1, seen + 1
-        if seen % step == 0 and at < len(body):
-            starts.append(at)
-    return starts
+    scan = _LineScan(step)
+    scan.feed(body)
+    return scan.starts()
+
+
+class _LineScan:
+    """Size, newlines and every `step`-th line start of the bytes fed so far."""
+
+    def __init__(self, step: int) -> None:
+        if step < 1:
+            raise ValueError("line_step must be at least 1")
+        self.step = step
+        self.size = 0
+        self._newlines = 0
+        self._starts: list[int] = []
+        self._ends_line = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        if not self.size:
+            self._starts.append(0)
+        at = chunk.find(b"\n")
+        while at >= 0:
+            self._newlines += 1
+            if self._newlines % self.step == 0:
+                self._starts.append(self.size + at + 1)
+            at = chunk.find(b"\n", at + 1)
+        self._ends_line = chunk.endswith(b"\n")
+        self.size += len(chunk)
+
+    def count(self) -> int:
+        if not self.size:
+            return 0
+        return self._newlines + (0 if self._ends_line else 1)
+
+    def starts(self) -> list[int]:
+        """A newline that ends the log starts no line."""
+        return [start for start in self._starts if start < self.size]
 
 
 def part_entries(
@@ -149,32 +206,61 @@ def part_entries(
 
 def markers(body: bytes) -> tuple[list[Fold], list[Timer]]:
     """The fold sections and timers of `body`, in the order they start."""
-    folds: list[Fold] = []
-    open_folds: dict[str, list[Fold]] = {}
-    timers: list[Timer] = []
-    open_timers: list[tuple[str, int, int]] = []
-    line, counted = 1, 0
-    for match in _MARKER.finditer(body):
-        line += body.count(b"\n", counted, match.start())
-        counted = match.start()
-        where = match.start()
+    scan = _MarkerScan()
+    scan.feed(body)
+    return scan.finish()
+
+
+class _MarkerScan:
+    """Fold and timer markers of bytes fed in chunks, as one scan of them joined would find
+    them: a match that starts `_MARKER_MAX` bytes or more before the end of what was fed is
+    whole (a marker is never longer), so only the bytes after that wait for the next chunk."""
+
+    def __init__(self) -> None:
+        self.folds: list[Fold] = []
+        self._open_folds: dict[str, list[Fold]] = {}
+        self.timers: list[Timer] = []
+        self._open_timers: list[tuple[str, int, int]] = []
+        self._pending = b""  # bytes not scanned to the end yet, from offset `_base`
+        self._base = 0
+        self._line = 1  # the line at offset `_base`
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        buf = self._pending + chunk if self._pending else chunk
+        whole_before = len(buf) if final else len(buf) - _MARKER_MAX
+        resume, counted = max(0, whole_before), 0
+        for match in _MARKER.finditer(buf):
+            if match.start() >= whole_before:
+                break  # it may go on in the next chunk: scanned again there
+            self._line += buf.count(b"\n", counted, match.start())
+            counted = match.start()
+            self._found(match, self._base + counted)
+            resume = max(resume, match.end())
+        self._line += buf.count(b"\n", counted, resume)
+        self._pending = buf[resume:]
+        self._base += resume
+
+    def finish(self) -> tuple[list[Fold], list[Timer]]:
+        self.feed(b"", final=True)
+        return self.folds, sorted(self.timers, key=lambda t: t.offset)
+
+    def _found(self, match: re.Match[bytes], where: int) -> None:
         kind, name, started, ended, info = match.groups()
+        line = self._line
         if kind == b"start":
             fold = Fold(name.decode(), where, line)
-            folds.append(fold)
-            open_folds.setdefault(fold.name, []).append(fold)
+            self.folds.append(fold)
+            self._open_folds.setdefault(fold.name, []).append(fold)
         elif kind == b"end":
-            stack = open_folds.get(name.decode())
+            stack = self._open_folds.get(name.decode())
             if stack:
                 closed = stack.pop()
                 closed.end_offset, closed.end_line = where, line
         elif started is not None:
-            open_timers.append((started.decode(), where, line))
-        elif open_timers and open_timers[-1][0] == ended.decode():
-            timer_id, offset, first = open_timers.pop()
-            timers.append(_timer(timer_id, offset, first, where, line, info))
-    timers.sort(key=lambda t: t.offset)
-    return folds, timers
+            self._open_timers.append((started.decode(), where, line))
+        elif self._open_timers and self._open_timers[-1][0] == ended.decode():
+            timer_id, offset, first = self._open_timers.pop()
+            self.timers.append(_timer(timer_id, offset, first, where, line, info))
 
 
 def _timer(timer_id: str, offset: int, line: int, end: int, end_line: int, info: bytes) -> Timer:

@@ -15,9 +15,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from travis_logs.log_limit import (
+    DEFAULT_HEAD_BYTES,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TAIL_BYTES,
+    Limits,
+)
+
 # AUTH_TOKEN and VIEWER_SECRET: anything shorter could be found by guessing, offline for
 # VIEWER_SECRET (every public viewer page hands out a grant signed with it).
 MIN_SECRET_CHARS = 32
+# LOGS_MAX_BYTES at most: a quarter of PostgreSQL's 1 GB per value.
+MAX_LOG_BYTES_CAP = 256 << 20
 
 
 def _same_secret(one: SecretStr, other: SecretStr) -> bool:
@@ -54,6 +63,9 @@ class Settings(BaseSettings):
     # answers then fails with its own error, which the Temporal UI shows, first).
     s3_request_timeout_s: float = Field(default=10, gt=0)
     s3_min_bytes_per_s: int = Field(default=1 << 20, ge=1)
+    # A log larger than this goes to S3 as a multipart upload of parts this size (one PUT
+    # otherwise); the upload holds one part in memory at a time. S3's minimum is 5 MiB.
+    s3_part_bytes: int = Field(default=8 << 20, ge=5 << 20, le=5 << 30)
 
     pusher_app_id: str | None = None
     pusher_key: str | None = None
@@ -106,6 +118,12 @@ class Settings(BaseSettings):
     # LOGS_MAX_ARCHIVE_ATTEMPTS archives; then the log stays unpurged as verify_failed.
     logs_rearchive_backoff_s: float = Field(default=1, gt=0)
     logs_max_archive_attempts: int = Field(default=5, ge=1)
+    # The size limit (README "Big logs"): a log past LOGS_MAX_BYTES keeps its first
+    # LOGS_HEAD_BYTES and its last LOGS_TAIL_BYTES (by part) and a marker line between. The
+    # cap keeps a log, marker and masking included, well under PostgreSQL's 1 GB per value.
+    logs_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, le=MAX_LOG_BYTES_CAP)
+    logs_head_bytes: int = Field(default=DEFAULT_HEAD_BYTES, ge=0)
+    logs_tail_bytes: int = Field(default=DEFAULT_TAIL_BYTES, ge=0)
     # S3 transfers heartbeat; a worker that dies mid-transfer is noticed after this long.
     logs_heartbeat_timeout_s: float = Field(default=30, gt=0)
     # Continue-as-new after this many signals in one run (Temporal refuses the 10,001st).
@@ -257,6 +275,20 @@ class Settings(BaseSettings):
                 f"LOGS_HEARTBEAT_TIMEOUT_S ({self.logs_heartbeat_timeout_s:g})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _head_and_tail_fit(self) -> Settings:
+        # Past the limit the log is head + tail: more than the limit would not bound it.
+        if self.logs_head_bytes + self.logs_tail_bytes > self.logs_max_bytes:
+            raise ValueError(
+                f"LOGS_HEAD_BYTES ({self.logs_head_bytes}) + LOGS_TAIL_BYTES "
+                f"({self.logs_tail_bytes}) must not exceed LOGS_MAX_BYTES ({self.logs_max_bytes})"
+            )
+        return self
+
+    @property
+    def log_limits(self) -> Limits:
+        return Limits(self.logs_max_bytes, self.logs_head_bytes, self.logs_tail_bytes)
 
     @property
     def temporal_host_port(self) -> tuple[str, int]:

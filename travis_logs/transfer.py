@@ -18,8 +18,9 @@ says why: "could not connect", not only "did not finish".
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -28,17 +29,24 @@ from typing import Any
 from travis_logs.errors import S3Timeout
 from travis_logs.settings import Settings
 
+# S3 refuses multipart parts under 5 MiB (all but the last).
+MIN_PART_BYTES = 5 << 20
+
 
 @dataclass(frozen=True)
 class TransferLimits:
-    """How long one S3 request may take: `request_s` plus its body at `min_bytes_per_s`."""
+    """How long one S3 request may take: `request_s` plus its body at `min_bytes_per_s`;
+    and how large one uploaded piece is (a larger object goes up in parts of this size)."""
 
     request_s: float = 10.0
     min_bytes_per_s: int = 1 << 20
+    part_bytes: int = 8 << 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransferLimits:
-        return cls(settings.s3_request_timeout_s, settings.s3_min_bytes_per_s)
+        return cls(
+            settings.s3_request_timeout_s, settings.s3_min_bytes_per_s, settings.s3_part_bytes
+        )
 
     def seconds(self, body_bytes: int = 0) -> float:
         return self.request_s + body_bytes / self.min_bytes_per_s
@@ -74,16 +82,57 @@ class Progress:
 
 
 class CountingBody(io.BytesIO):
-    """An upload body that reports how far the HTTP client has read it (bytes handed on)."""
+    """An upload body that reports how far the HTTP client has read it (bytes handed on),
+    counted from `offset` (the bytes of the object sent before this body: earlier parts)."""
 
-    def __init__(self, body: bytes, progress: Progress) -> None:
-        super().__init__(body)
+    def __init__(self, body: bytes, progress: Progress, offset: int = 0) -> None:
+        super().__init__(body)  # shares `body`'s buffer until written to: no copy
         self._progress = progress
+        self._offset = offset
 
     def read(self, size: int | None = -1) -> bytes:
         chunk = super().read(size)
-        self._progress.moved(self.tell())
+        self._progress.moved(self._offset + self.tell())
         return chunk
+
+
+class Tally:
+    """The size and SHA-256 of bytes seen one piece at a time."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    @classmethod
+    def of(cls, body: bytes) -> Tally:
+        tally = cls()
+        tally.update(body)
+        return tally
+
+    def update(self, piece: bytes) -> None:
+        self._hash.update(piece)
+        self.size += len(piece)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+async def pieces(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
+    """`chunks` regrouped into pieces of exactly `size` bytes, the last one shorter (never
+    empty): holds at most one piece and one chunk."""
+    if size < 1:
+        raise ValueError("a piece holds at least one byte")
+    held = bytearray()
+    async for chunk in chunks:
+        held += chunk
+        while len(held) >= size:
+            with memoryview(held) as view:
+                piece = bytes(view[:size])
+            del held[:size]
+            yield piece
+    if held:
+        yield bytes(held)
 
 
 # An attempt's error is cut to this many characters (it names the endpoint URL).

@@ -257,6 +257,9 @@ class LogStats:
     archive_attempts: int = 0
     content_bytes: int = 0
     content_parts: int = 0
+    # Past LOGS_MAX_BYTES: what the log left out between its head and tail (0: whole).
+    elided_bytes: int = 0
+    elided_parts: int = 0
     last_error: str = ""
     # The lifecycle by the workflow's clock, as UTC ISO timestamps: first_part, final_part,
     # aggregated, archived, verified, purged, replaced (the newest of each).

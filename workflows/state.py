@@ -185,6 +185,7 @@ def on_aggregated(s: LogWorkflowState, result: AggregateResult) -> None:
     s.stats.aggregations += 1
     s.log_id, s.content_version = result.log_id, result.content_version
     s.stats.content_bytes, s.stats.content_parts = result.size, result.parts
+    s.stats.elided_bytes, s.stats.elided_parts = result.elided_bytes, result.elided_parts
     if result.merged:
         s.purged = False
     if result.verified_version is not None and s.verified_version is None:

@@ -67,6 +67,11 @@ class Visibility:
             f"{stats.content_bytes} bytes",
             f"archive attempts {stats.archive_attempts}, verified v{s.verified_version}",
         ]
+        if stats.elided_parts:
+            lines.append(
+                f"truncated (LOGS_MAX_BYTES): {stats.elided_bytes} bytes in "
+                f"{stats.elided_parts} parts left out between head and tail"
+            )
         if s.missing_parts:
             lines.append(f"incomplete: parts {compact(s.missing_parts)} missing")
         if stats.last_error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 
 import asyncpg
@@ -13,11 +14,12 @@ from temporalio.testing import ActivityEnvironment
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.models import AggregateInput, ArchiveInput, VerifyInput
-from tests.helpers import log_row, open_store, store_parts
+from tests.helpers import joined, log_row, open_store, store_parts
 from tests.workflows.proxy import BlackholeProxy
-from travis_logs.archive_store import CONTENT_TYPE, ArchiveConflict, ArchiveStore
+from travis_logs.archive_store import CONTENT_TYPE, ArchiveConflict, ArchiveStore, sha256_hex
 from travis_logs.errors import S3Timeout
 from travis_logs.settings import Settings
+from travis_logs.transfer import MIN_PART_BYTES, TransferLimits
 
 
 async def aggregated(pool: asyncpg.Pool, store: ArchiveStore, job_id: int, text: str) -> None:
@@ -131,3 +133,99 @@ async def test_a_stalled_upload_stops_heartbeating_and_fails_at_its_deadline(
     assert beats and beats[-1]["phase"] == "put"
     assert len({tuple(b.values()) for b in beats}) == len(beats)
     assert (await log_row(pool, job_id))["archived_at"] is None
+
+
+def big_parts(count: int = 12) -> dict[int, str]:
+    """About 1 MiB a part with multibyte characters and fold markers: 12 MiB in all."""
+    line = "héllo ✓ output of the build, line {}\n"
+    return {
+        n: f"travis_fold:start:step{n}\r\x1b[0K"
+        + "".join(line.format(i) for i in range(26_000))
+        + f"travis_fold:end:step{n}\r\x1b[0K"
+        for n in range(count)
+    }
+
+
+async def test_a_log_larger_than_a_part_is_archived_in_parts_verified_and_indexed(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Streamed from the database into a multipart upload: byte-exact, verified by reading
+    it back, and indexed from the same stream (parts and folds where the text has them)."""
+    parted = ArchiveStore(store.client, store.bucket, TransferLimits(part_bytes=MIN_PART_BYTES))
+    parts = big_parts()
+    await store_parts(pool, job_id, parts, final=len(parts) - 1)
+    await ActivityEnvironment().run(
+        AggregateActivities(pool, parted).aggregate_log, AggregateInput(job_id)
+    )
+    env = ActivityEnvironment()
+    archive = ArchiveActivities(pool, parted)
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
+    body = joined(parts).encode()
+    assert written.size == len(body) > 2 * MIN_PART_BYTES and written.uploaded
+    head = await parted.head(job_id)
+    assert head is not None and head.etag.strip('"').endswith("-3")
+    assert await parted.fetch(job_id) == body
+    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
+    verified = await env.run(archive.verify_archive, check)
+    assert verified.verified and verified.sha256 == sha256_hex(body)
+    assert verified.index_rebuilt == ""  # the round's index is this log's
+    index = json.loads(await parted.fetch_index(job_id) or b"null")
+    assert index["size"] == len(body) and index["parts"]["number"] == list(range(12))
+    assert [f["name"] for f in index["folds"]] == [f"step{n}" for n in range(12)]
+    assert all(body[f["end_offset"] :].startswith(b"travis_fold:end:") for f in index["folds"])
+
+
+async def index_state(store: ArchiveStore, job_id: int) -> tuple[bytes | None, int | None]:
+    got = await store.read_index(job_id)
+    return (got.body, got.version) if got is not None else (None, None)
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupted", "stale", "other text"])
+async def test_verify_catches_an_index_that_is_not_the_logs_and_rebuilds_it(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int, damage: str
+) -> None:
+    """The index beside a verified log is the one of its version and text: a missing,
+    damaged or stale one is rebuilt from the bytes read back, the same as the round's."""
+    text = "travis_fold:start:install\r\x1b[0K$ make\nok\ntravis_fold:end:install\r\x1b[0K\n"
+    await aggregated(pool, store, job_id, text)
+    env = ActivityEnvironment()
+    archive = ArchiveActivities(pool, store)
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
+    good, version = await index_state(store, job_id)
+    assert good is not None and version == written.content_version
+    key = store.index_key(job_id)
+    head = await store.client.head_object(Bucket=store.bucket, Key=key)
+    if damage == "missing":
+        await store.delete_index(job_id)
+    elif damage == "corrupted":  # other bytes under the original metadata
+        await store.client.put_object(
+            Bucket=store.bucket, Key=key, Body=good[:-9] + b"garbage}", Metadata=head["Metadata"]
+        )
+    elif damage == "stale":
+        await store.put_index(job_id, good, version=version - 1, log_sha256=written.sha256)
+    else:
+        await store.put_index(job_id, good, version=version, log_sha256=sha256_hex(b"other"))
+    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
+    verified = await env.run(archive.verify_archive, check)
+    assert verified.verified and verified.index_rebuilt
+    assert await index_state(store, job_id) == (good, version)
+    assert (await env.run(archive.verify_archive, check)).index_rebuilt == ""
+
+
+async def test_a_failed_verify_leaves_the_index_alone(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """No index is built from bytes that are not the log."""
+    await aggregated(pool, store, job_id, "abc\n")
+    env = ActivityEnvironment()
+    archive = ArchiveActivities(pool, store)
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
+    await store.delete_index(job_id)
+    head = await store.client.head_object(Bucket=store.bucket, Key=store.key(job_id))
+    await store.client.put_object(
+        Bucket=store.bucket, Key=store.key(job_id), Body=b"abd\n", Metadata=head["Metadata"]
+    )
+    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
+    damaged = await env.run(archive.verify_archive, check)
+    assert not damaged.verified and damaged.index_rebuilt == ""
+    assert await store.read_index(job_id) is None

@@ -18,7 +18,7 @@ from activities.purge import PurgeActivities
 from activities.replace import ReplaceActivities
 from api.uploads import stage
 from tests.helpers import log_row, store_parts, stored_numbers
-from travis_logs.archive_store import ArchiveStore
+from travis_logs.archive_store import ArchiveStore, sha256_hex
 
 env = ActivityEnvironment()
 
@@ -61,7 +61,7 @@ async def test_replace_creates_the_row_and_clearing_removes_the_archive(
     replace = ReplaceActivities(pool, store)
     done = await env.run(replace.replace_content, ReplaceInput(job_id, None, None, 42, "r-2"))
     await store.put(job_id, b"old\n", version=0, parts=1, if_match=None)
-    await store.put_index(job_id, b"{}", version=0)
+    await store.put_index(job_id, b"{}", version=0, log_sha256=sha256_hex(b"old\n"))
     removal = RemoveArchiveInput(job_id, done.content_version)
     assert (await env.run(replace.remove_archive, removal)).removed
     assert await store.fetch(job_id) is None

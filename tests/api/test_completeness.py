@@ -24,7 +24,7 @@ from travis_logs.settings import Settings
 from workflows.log_workflow import LogWorkflow
 from workflows.models import LOG_INCOMPLETE, LogState, LogWorkflowState, workflow_id
 
-EXTRA_KEYS = {"complete", "missing_parts", "timeline", "redactions"}
+EXTRA_KEYS = {"complete", "missing_parts", "timeline", "redactions", "truncated"}
 STEPS = ["first_part", "final_part", "aggregated", "archived", "verified", "purged"]
 
 

@@ -68,8 +68,8 @@ async def test_put_then_get_round_trip(
 
     by_job = (await client.get(f"/logs/{job_id}")).json()
     # travis-api's fields, plus ones it ignores: completeness, the lifecycle's timeline and
-    # the redactions' audit.
-    extra = {"complete", "missing_parts", "timeline", "redactions"}
+    # the redactions' audit, and the size limit's `truncated`.
+    extra = {"complete", "missing_parts", "timeline", "redactions", "truncated"}
     assert set(by_job) == LOG_KEYS | {"removed_by_id"} | extra
     assert (by_job["complete"], by_job["missing_parts"], by_job["redactions"]) == (True, [], [])
     assert by_job["timeline"]["replaced"] is not None

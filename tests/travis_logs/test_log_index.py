@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import random
 
-from travis_logs.log_index import build_index, line_checkpoint, line_span, line_starts, markers
+from travis_logs.log_index import (
+    LINE_STEP,
+    IndexBuilder,
+    LogIndex,
+    build_index,
+    line_checkpoint,
+    line_span,
+    line_starts,
+    markers,
+)
 from travis_logs.simulator.content import ContentOptions, job_output
 
 CLEAR = b"\r\x1b[0K"
@@ -102,3 +111,38 @@ def test_line_span_covers_the_lines_from_the_indexed_starts_around_them() -> Non
     assert line_span(index, 8, None) == (7, starts[2], len(body) - 1)
     line, start, end = line_span(index, 2, 3)
     assert body[start : end + 1] == b"line 1\nline 2\nline 3\n" and line == 1
+
+
+def chunked(body: bytes, cuts: list[int], line_step: int = LINE_STEP) -> LogIndex:
+    """The index of `body` fed to an IndexBuilder in pieces cut at `cuts`."""
+    builder = IndexBuilder(line_step)
+    edges = [0, *sorted(cuts), len(body)]
+    for start, end in zip(edges, edges[1:], strict=False):
+        builder.feed(body[start:end])
+    return builder.finish([0], [len(body)])
+
+
+def test_a_log_fed_in_chunks_indexes_as_the_whole_whatever_the_cuts() -> None:
+    """Markers, folds, timers and line starts cut across chunks at random places."""
+    rng = random.Random(11)
+    body = b"".join(w.data for w in job_output(rng, ContentOptions(log_bytes=96 * 1024)))
+    whole = build_index(body, [0], [len(body)], line_step=50)
+    for size in (1, 7, 480, 481, 482, 4096):
+        cuts = list(range(size, len(body), size))
+        assert chunked(body, cuts, line_step=50) == whole
+    for _ in range(20):
+        cuts = rng.sample(range(1, len(body)), rng.randint(1, 200))
+        assert chunked(body, cuts, line_step=50) == whole
+
+
+def test_a_longest_marker_cut_at_every_byte_is_found_whole() -> None:
+    """A timer end of the greatest length the index reads, split at each of its bytes."""
+    values = ("start=1,finish=3,duration=2," + "k=" + "v" * 369)[:400].encode()
+    longest = b"travis_time:end:" + b"a" * 64 + b":" + values
+    body = b"x\ntravis_time:start:" + b"a" * 64 + CLEAR + b"y\n" + longest + CLEAR + b"\n"
+    whole = build_index(body, [0], [len(body)])
+    (timer,) = whole.timers
+    assert timer.duration == 2 and body[timer.end_offset :].startswith(longest)
+    start = body.index(longest)
+    for cut in range(start, start + len(longest) + 1):
+        assert chunked(body, [cut]) == whole

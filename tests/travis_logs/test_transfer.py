@@ -10,10 +10,10 @@ from botocore.exceptions import EndpointConnectionError
 
 from tests.helpers import assert_eventually, free_port, open_store
 from tests.workflows.proxy import BlackholeProxy
-from travis_logs.archive_store import ArchiveStore
+from travis_logs.archive_store import ArchiveStore, sha256_hex
 from travis_logs.errors import S3Timeout
 from travis_logs.settings import Settings
-from travis_logs.transfer import Progress, TransferLimits
+from travis_logs.transfer import CountingBody, Progress, Tally, TransferLimits, pieces
 
 BODY = b"x" * 200_000
 
@@ -89,3 +89,45 @@ async def test_a_request_to_a_dead_endpoint_names_the_connection_error(defaults:
         with pytest.raises((S3Timeout, EndpointConnectionError)) as caught:
             await store.head(1)
     assert "Could not connect to the endpoint URL" in str(caught.value), caught.value
+
+
+async def chunks_of(body: bytes, sizes: list[int]) -> AsyncIterator[bytes]:
+    """`body` cut into chunks of the given sizes, cycling through them."""
+    at, turn = 0, 0
+    while at < len(body):
+        size = sizes[turn % len(sizes)]
+        yield body[at : at + size]
+        at, turn = at + size, turn + 1
+
+
+@pytest.mark.parametrize("sizes", [[1], [3, 5], [7], [8], [9], [100]])
+async def test_pieces_are_the_part_size_but_the_last_and_join_to_the_bytes(
+    sizes: list[int],
+) -> None:
+    body = bytes(range(256)) * 3 + b"tail"
+    got = [piece async for piece in pieces(chunks_of(body, sizes), 8)]
+    assert b"".join(got) == body
+    assert all(len(piece) == 8 for piece in got[:-1]) and 0 < len(got[-1]) <= 8
+
+
+async def test_no_chunks_make_no_piece() -> None:
+    assert [piece async for piece in pieces(chunks_of(b"", [4]), 8)] == []
+
+
+def test_a_tally_fed_in_pieces_is_the_tally_of_the_whole() -> None:
+    body = "héllo ✓ wörld\n".encode() * 1000
+    tally = Tally()
+    for at in range(0, len(body), 7):  # cuts inside multibyte characters too
+        tally.update(body[at : at + 7])
+    assert (tally.size, tally.sha256) == (len(body), sha256_hex(body))
+    assert (Tally.of(body).size, Tally.of(body).sha256) == (tally.size, tally.sha256)
+
+
+def test_a_counting_body_reports_bytes_of_the_whole_object() -> None:
+    """A later part's body counts on from the parts sent before it."""
+    progress = Progress()
+    body = CountingBody(b"abcdef", progress, offset=100)
+    body.read(4)
+    assert progress.mark().bytes == 104
+    body.read()
+    assert progress.mark().bytes == 106

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port
-from travis_logs.archive_store import ArchiveConflict, ArchiveStore
+from travis_logs.archive_store import Announced, ArchiveConflict, ArchiveStore, sha256_hex
 from travis_logs.checks import wait_for_port
 from travis_logs.s3 import s3_client
 from travis_logs.settings import Settings
+from travis_logs.transfer import MIN_PART_BYTES, TransferLimits
 
 pytestmark = pytest.mark.services  # the embedded S3 server's process
 
@@ -75,3 +76,26 @@ async def test_deleted_and_replaced_objects_stay_so_after_a_restart(tmp_path: Pa
         # Conditional writes still hold after a restart: the object exists, so this is refused.
         with pytest.raises(ArchiveConflict):
             await store().put(1, b"stale\n", version=1, parts=1, if_match=None)
+
+
+async def test_a_log_uploaded_in_parts_reads_back_intact_after_a_restart(tmp_path: Path) -> None:
+    """S3 keeps a checksum of the parts' checksums for it, never the object's: the restored
+    object must not claim that one as its SHA-256."""
+    body = "✊ a large archived log\n".encode() * 500_000  # 12.5 MB: three 5 MiB parts
+    what = Announced(len(body), sha256_hex(body), version=4, parts=9)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 1 << 20):
+            yield body[at : at + (1 << 20)]
+
+    port = free_port()
+    limits = TransferLimits(part_bytes=MIN_PART_BYTES)
+    async with s3_server(tmp_path, port) as store:
+        await store().client.create_bucket(Bucket=BUCKET)
+        parted = ArchiveStore(store().client, BUCKET, limits)
+        await parted.put_stream(1, chunks(), what, if_match=None)
+    async with s3_server(tmp_path, port) as store:
+        digest = await store().digest(1)
+        fetched = await store().fetch(1)
+    assert digest is not None and digest.intact and fetched == body
+    assert (digest.size, digest.sha256, digest.version) == (len(body), what.sha256, 4)
