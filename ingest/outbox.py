@@ -93,7 +93,10 @@ def _ref_json(ref: PartRef) -> dict[str, object]:
 
 
 def merge(rows: Iterable[asyncpg.Record]) -> list[PendingSignal]:
-    """One signal per job from outbox rows, refs sorted by number without repeats."""
+    """One signal per job from outbox rows, refs sorted by number without repeats.
+
+    A resent signal never `opens`: its run starts at once, which costs the start task that
+    the delay saves, and is right whatever happened to the log since."""
     by_job: dict[int, tuple[list[int], dict[int, PartRef]]] = {}
     for row in rows:
         ids, refs = by_job.setdefault(row["job_id"], ([], {}))

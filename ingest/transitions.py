@@ -4,7 +4,8 @@ Only what the insert reports as new is a transition: the first part of a job (it
 row was created by this batch, or held no parts and no final part: emptied by a purge
 after a forced aggregation, or by PUT /logs for a restarted job), a final part, and any
 part stored once the log has a final part. So a job costs its workflow 2-3 signals
-whatever its length, and a redelivered duplicate none.
+whatever its length, and a redelivered duplicate none. The first part's signal `opens` the
+log: its run starts asleep, and the final part's signal wakes it (workflows/client.py).
 """
 
 from __future__ import annotations
@@ -45,10 +46,16 @@ def transitions(rows: Sequence[StoredRow], logs: dict[int, KnownLog]) -> list[Pa
         new_by_log.setdefault(r["log_id"], []).append(r)
     signals = []
     for log_id, new in new_by_log.items():
-        refs = _transition_refs(logs[log_id], sorted(new, key=lambda r: r["number"]))
+        lg = logs[log_id]
+        refs = _transition_refs(lg, sorted(new, key=lambda r: r["number"]))
         if refs:
-            signals.append(PartsSignal(logs[log_id].job_id, refs))
+            signals.append(PartsSignal(lg.job_id, refs, opens=_opens(lg, refs)))
     return signals
+
+
+def _opens(lg: KnownLog, refs: list[PartRef]) -> bool:
+    """The first part of a log whose final part is not known yet: nothing to do until it is."""
+    return lg.empty and lg.final_number is None and not any(r.final for r in refs)
 
 
 def _transition_refs(lg: KnownLog, new: list[StoredRow]) -> list[PartRef]:

@@ -89,7 +89,7 @@ async def report(settings: Settings, job_id: int) -> Report:
             workflow_view(client, job_id),
         )
     row = to_row(record) if record else None
-    verdict = diagnose(job_id, row, archive, view.status, view.state)
+    verdict = diagnose(job_id, row, archive, view.status, view.state, view.asleep_until)
     fields = {k: record[k] for k in _ROW_FIELDS} if record else None
     return Report(job_id, verdict, view, fields, archive)
 
@@ -115,7 +115,7 @@ def show(console: Console, r: Report) -> None:
             f"workflow log-{r.job_id}",
             {
                 "run": r.view.status or "none",
-                "state": s.state if s else r.view.query_error or None,
+                "state": s.state if s else _unqueried(r.view),
                 "final part": s.final_number if s else None,
                 "archive attempts": s.stats.archive_attempts if s else None,
                 "last error": s.stats.last_error if s else None,
@@ -127,6 +127,12 @@ def show(console: Console, r: Report) -> None:
     console.print(_table("S3 object", asdict(r.archive)))
     style = {Level.OK: "green", Level.ATTENTION: "bold red", Level.MISSING: "yellow"}
     console.print(f"[{style[r.verdict.level]}]job {r.job_id}: {r.verdict.line}[/]")
+
+
+def _unqueried(view: WorkflowView) -> str | None:
+    if view.asleep_until is not None:
+        return f"asleep until the final part (at most until {view.asleep_until:%H:%M:%S} UTC)"
+    return view.query_error or None
 
 
 def _plain(value: object) -> object:
@@ -143,7 +149,11 @@ def as_json(r: Report) -> str:
         "job_id": r.job_id,
         "level": r.verdict.level,
         "summary": r.verdict.line,
-        "workflow": {"status": r.view.status, "run_id": r.view.run_id},
+        "workflow": {
+            "status": r.view.status,
+            "run_id": r.view.run_id,
+            "asleep_until": r.view.asleep_until,
+        },
         "state": asdict(r.view.state) if r.view.state else None,
         "row": r.row,
         "archive": asdict(r.archive),

@@ -68,6 +68,19 @@ def start_operation(
     )
 
 
+def start_delay(settings: Settings, signal: PartsSignal) -> timedelta | None:
+    """How long a run started by `signal` sleeps before its first workflow task.
+
+    A log's first part starts its run with a delay of LOGS_FORCE_AFTER_S: the run exists at
+    once (listed, `LogState` streaming, found by the sweeper and by update-with-start), but
+    no workflow task runs until the final part's signal-with-start, which ends the delay, or
+    an update, or the delay's end, when the run checks whether the log went silent. So a
+    log's lifecycle is two workflow tasks, and no start task waits on the task queue while
+    the job is still running. Every other signal starts (or wakes) a run at once.
+    """
+    return timedelta(seconds=settings.logs_force_after_s) if signal.opens else None
+
+
 async def signal_parts(client: Client, settings: Settings, signal: PartsSignal) -> None:
     """Signal-with-start: one RPC, durable once it returns; starts a run when none is open."""
     await client.start_workflow(
@@ -75,6 +88,7 @@ async def signal_parts(client: Client, settings: Settings, signal: PartsSignal) 
         workflow_input(settings, signal.job_id),
         start_signal=SIGNAL_PARTS,
         start_signal_args=[signal],
+        start_delay=start_delay(settings, signal),
         **start_options(settings, signal.job_id),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from activities.reconcile_plan import DONE_STATES, LogDbState, LogRow, state_of
@@ -36,6 +37,13 @@ def _archive_text(a: Archive) -> str:
     return f"archive {a.size} bytes, SHA-256 {(a.sha256 or '?')[:12]}"
 
 
+def _asleep(until: datetime) -> str:
+    return (
+        f"{LogState.STREAMING}: parts arriving; its run sleeps until the final part's signal, "
+        f"or until {until:%Y-%m-%d %H:%M:%S} UTC, when it checks whether the log went silent"
+    )
+
+
 def _running(s: LogWorkflowState, job_id: int) -> Verdict:
     state, err = s.state, f" ({s.stats.last_error})" if s.stats.last_error else ""
     lines = {
@@ -64,12 +72,15 @@ def diagnose(
     archive: Archive,
     status: str | None,
     state: LogWorkflowState | None,
+    asleep_until: datetime | None = None,
 ) -> Verdict:
     """Where the log is and why; the workflow's word wins while a run is open."""
     if row is None and status is None:
         return Verdict(Level.MISSING, f"unknown: no log row and no workflow for job {job_id}")
     if status == "RUNNING" and state is not None:
         return _running(state, job_id)
+    if status == "RUNNING" and asleep_until is not None:
+        return Verdict(Level.OK, _asleep(asleep_until))
     if row is None:
         return Verdict(Level.ATTENTION, f"orphan: a {status} workflow but no log row")
     db = state_of(row)

@@ -8,7 +8,7 @@ workflows/log_activities.py, made under the workflow's lock; every wait goes thr
 
 ```mermaid
 stateDiagram-v2
-    [*] --> LOAD: first part (signal-with-start) or PUT (update-with-start)
+    [*] --> LOAD: final part ends the first part's start delay, or the delay ends, or an update
     LOAD --> WAIT: log row read (final number, archive, newest part's age)
     WAIT --> SETTLE: final part + quiet period passed / sweeper, parts left / request
     WAIT --> CLOSE: sweeper, every stored part already in the content
@@ -23,9 +23,12 @@ stateDiagram-v2
     note right of LOAD: window 3, after the run closed: a new run reads the row first
 ```
 
-The happy path is three workflow tasks: the start (read the row), the final part's signal
-(arm the quiet timer), and the quiet timer's firing, in which aggregate, upload, verify and
-purge run as local activities one after the other. The upload's first attempt is local;
+The happy path is two workflow tasks: the final part's (read the row, arm the quiet timer)
+and the quiet timer's firing, in which aggregate, upload, verify and purge run as local
+activities one after the other. The run sleeps from the first part on: the ingest starts it
+with a start delay (workflows/client.py `start_delay`), which the final part's
+signal-with-start or an update ends; when the delay runs out first, the log may be silent,
+and LOAD asks for a force check. The upload's first attempt is local;
 when it fails it goes on as a regular, heartbeating activity (`archiving`), whose attempts
 and last error the UI shows. A part that arrives during that last task is delivered when
 the task completes: the run's completion is refused, and the part is merged by the same run
@@ -279,7 +282,16 @@ class LogWorkflow:
             self._activities.inspect("read the log's state from the database")
         )
         st.adopt(self._s, snapshot, _now_ms())
+        if self._woke_at_start_delay() and self._s.final_number is None:
+            st.on_force_wake(self._s)  # no final part in LOGS_FORCE_AFTER_S: silent?
         return Phase.WAIT
+
+    def _woke_at_start_delay(self) -> bool:
+        """The run's first task came when its start delay ran out, not by a signal-with-start
+        or an update (workflows/client.py `start_delay`). Both times are in the history."""
+        info = workflow.info()
+        slept = info.start_time - info.workflow_start_time
+        return slept >= timedelta(milliseconds=self._t.force_after_ms)
 
     async def _wait_due(self) -> Phase:
         """Wait for the final part (or a request, or the sweeper), then the quiet period."""

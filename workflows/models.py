@@ -45,6 +45,9 @@ class PartsSignal:
 
     job_id: int
     refs: list[PartRef] = field(default_factory=list)
+    # The log's first part, and no final part known: the run it starts may sleep until the
+    # final part's signal (a start delay, workflows/client.py). The workflow ignores it.
+    opens: bool = False
 
 
 @dataclass

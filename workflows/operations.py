@@ -7,11 +7,15 @@ which reads the log's row first, so `rearchive` works on a done log as well as o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
@@ -87,6 +91,9 @@ class WorkflowView:
     run_id: str | None = None
     state: LogWorkflowState | None = None
     query_error: str = ""
+    # A run in its start delay (workflows/client.py `start_delay`) has run no code yet, so it
+    # cannot answer a query: until when it sleeps unless the final part's signal wakes it.
+    asleep_until: datetime | None = None
 
 
 async def workflow_view(client: Client, job_id: int) -> WorkflowView:
@@ -99,6 +106,9 @@ async def workflow_view(client: Client, job_id: int) -> WorkflowView:
         raise
     view = WorkflowView(status=described.status.name if described.status else None)
     view.run_id = described.run_id
+    if await _asleep(handle, described):
+        view.asleep_until = described.execution_time
+        return view
     try:
         view.state = await handle.query(
             QUERY_STATUS, result_type=LogWorkflowState, rpc_timeout=QUERY_TIMEOUT
@@ -106,3 +116,19 @@ async def workflow_view(client: Client, job_id: int) -> WorkflowView:
     except Exception as err:  # a closed run needs a worker to replay it; say so, go on
         view.query_error = str(err) or type(err).__name__
     return view
+
+
+async def _asleep(
+    handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
+) -> bool:
+    """Running, due to start later (its execution time), and no workflow task completed yet:
+    the execution time stays when a signal-with-start ends the delay early, the history says."""
+    due = described.execution_time
+    if described.status != WorkflowExecutionStatus.RUNNING or due is None:
+        return False
+    if due <= datetime.now(UTC):
+        return False
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return False
+    return True

@@ -24,11 +24,19 @@ def test_the_final_signal_and_the_quiet_timer_are_found_in_order() -> None:
 
 
 def test_every_started_task_has_its_wait_and_the_first_is_the_start() -> None:
-    history = read_history(_events("lifecycle"))
+    """A run started at once (a resent first part, and every run before the start delay)."""
+    history = read_history(_events("lifecycle_started_at_once"))
     assert history.waits[0].trigger == "start"
     assert not history.waits[0].sticky  # a new run's first task is on the shared queue
     assert all(wait.seconds >= 0 for wait in history.waits)
     assert history.actions.total > 0
+
+
+def test_a_sleeping_run_s_first_task_is_the_final_part_s() -> None:
+    """A run that slept from its first part: the final part's signal makes its first task,
+    on the shared queue, and the quiet timer the only other one."""
+    history = read_history(_events("lifecycle"))
+    assert [(w.trigger, w.sticky) for w in history.waits] == [("signal", False), ("timer", True)]
 
 
 def test_stages_without_both_stamps_are_left_out() -> None:

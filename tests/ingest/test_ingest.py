@@ -9,11 +9,13 @@ import logging
 import random
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 
 from ingest.topology import REASON_HEADER, dead_letter_names
 from tests.helpers import assert_eventually, free_port
@@ -37,6 +39,7 @@ from tests.pusher_support import pusher_settings, serve, server_config, subscrib
 from travis_logs.localpusher.app import create_app
 from travis_logs.parts import LAST_PART_NUMBER, LogPart
 from travis_logs.settings import Settings
+from workflows.models import workflow_id
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -219,6 +222,33 @@ async def test_accept_stores_signals_and_is_idempotent_without_amqp(
     assert await stored_parts(pool, job_id) == [(1, "a", False), (2, "", True)]
     assert signalled_numbers(await signals_of(temporal_client, job_id)) == [1, 2]
     assert await pool.fetchval("SELECT count(*) FROM signal_outbox WHERE job_id = $1", job_id) == 0
+
+
+async def test_the_first_part_starts_a_sleeping_run_that_the_final_part_wakes(
+    config: Settings, pool: asyncpg.Pool, temporal_client: Client, job_id: int
+) -> None:
+    """The first part's run is created with a start delay (no workflow task is scheduled
+    while the job streams); the final part's signal-with-start schedules its first task."""
+    from ingest.intake import assemble
+    from travis_logs.pusher.publisher import build_publisher
+
+    publisher = build_publisher(config, None)
+    intake = assemble(pool, temporal_client, config, publisher).parts
+    await intake.accept([LogPart(job_id, 1, "a")])
+    handle = temporal_client.get_workflow_handle(workflow_id(job_id))
+    described = await handle.describe()
+    assert described.execution_time is not None
+    delay = described.execution_time - described.start_time
+    assert delay.total_seconds() == config.logs_force_after_s
+    assert await _tasks_scheduled(handle) == 0
+    await intake.accept([LogPart(job_id, 2, "", True)])
+    await publisher.aclose()
+    assert await _tasks_scheduled(handle) == 1
+
+
+async def _tasks_scheduled(handle: WorkflowHandle[Any, Any]) -> int:
+    scheduled = EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
+    return sum([e.event_type == scheduled async for e in handle.fetch_history_events()])
 
 
 async def test_signals_left_in_the_outbox_are_resent(

@@ -21,11 +21,13 @@ class Case:
     new: tuple[int, ...]
     finals: tuple[int, ...]
     signalled: tuple[int, ...]
+    # The signal opens the log: its run may sleep until the final part (a start delay).
+    opens: bool = False
 
 
 CASES = {
-    "first part of a new log": Case(None, True, (0,), (), (0,)),
-    "first parts of a new log, only the lowest": Case(None, True, (3, 1, 2), (), (1,)),
+    "first part of a new log": Case(None, True, (0,), (), (0,), opens=True),
+    "first parts of a new log, only the lowest": Case(None, True, (3, 1, 2), (), (1,), True),
     "a middle part is no news": Case(None, False, (5,), (), ()),
     "final part": Case(None, False, (9,), (9,), (9,)),
     "first and final in one batch": Case(None, True, (0, 1, 2), (2,), (0, 2)),
@@ -46,7 +48,8 @@ def _rows(case: Case) -> list[dict[str, object]]:
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_transition_table(case: Case) -> None:
     log = KnownLog(LOG_ID, JOB_ID, case.final_number, case.empty)
-    expected = [PartsSignal(JOB_ID, [PartRef(n, 10 * n, n in case.finals) for n in case.signalled])]
+    refs = [PartRef(n, 10 * n, n in case.finals) for n in case.signalled]
+    expected = [PartsSignal(JOB_ID, refs, opens=case.opens)]
     assert transitions(_rows(case), {LOG_ID: log}) == (expected if case.signalled else [])
 
 
@@ -59,6 +62,6 @@ def test_one_signal_per_job_of_the_batch() -> None:
         {"log_id": 2, "number": 4, "final": True, "size": None},
     ]
     assert transitions(rows, logs) == [
-        PartsSignal(100, [PartRef(0, 5, False)]),
+        PartsSignal(100, [PartRef(0, 5, False)], opens=True),
         PartsSignal(200, [PartRef(4, 0, True)]),
     ]

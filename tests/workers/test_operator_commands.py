@@ -31,8 +31,8 @@ async def _line(settings: Settings, job_id: int, level: Level) -> str:
 async def test_status_of_streaming_verify_failed_and_done_logs(
     temporal_client: Client, settings: Settings, pool: asyncpg.Pool, new_job_id: Iterator[int]
 ) -> None:
-    """One line each: streaming, verify_failed (exit 1), and done after `rearchive --query`;
-    `force-aggregate` finishes the streaming log without its final part."""
+    """One line each: streaming (its run asleep), verify_failed (exit 1), and done after
+    `rearchive --query`; `force-aggregate` finishes the streaming log without its final part."""
     streaming, failing = next(new_job_id), next(new_job_id)
     limited = fast(settings, logs_max_archive_attempts=2)
     quiet = Console(file=io.StringIO())
@@ -41,7 +41,9 @@ async def test_status_of_streaming_verify_failed_and_done_logs(
         activities = lifecycle_activities(pool, store)
         async with build_worker(temporal_client, limited, activities, interceptors=[corrupt]):
             await store_parts(pool, streaming, {0: "x\n"})
-            await send(temporal_client, limited, streaming, {0: "x\n"}, None)
+            # Opened as the ingest opens it: the run sleeps until its final part, so the
+            # status reads the run's start, and force-aggregate's update wakes it.
+            await send(temporal_client, limited, streaming, {0: "x\n"}, None, opens=True)
             await store_parts(pool, failing, PARTS, final=2)
             handle = await send(temporal_client, limited, failing, PARTS, final=2)
 

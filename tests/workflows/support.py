@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from tests.helpers import assert_eventually
@@ -47,11 +48,24 @@ def handle_of(client: Client, job_id: int) -> WorkflowHandle[LogWorkflow, LogWor
 
 
 async def send(
-    client: Client, settings: Settings, job_id: int, parts: Mapping[int, str], final: int | None
+    client: Client,
+    settings: Settings,
+    job_id: int,
+    parts: Mapping[int, str],
+    final: int | None,
+    *,
+    opens: bool = False,
 ) -> WorkflowHandle[LogWorkflow, LogWorkflowState]:
-    """Signal the parts (signal-with-start), as the ingest does for transitions."""
-    await signal_parts(client, settings, PartsSignal(job_id, refs(parts, final)))
+    """Signal the parts (signal-with-start), as the ingest does for transitions; `opens`:
+    the log's first part, whose run sleeps until the final part (as the ingest starts it)."""
+    await signal_parts(client, settings, PartsSignal(job_id, refs(parts, final), opens=opens))
     return handle_of(client, job_id)
+
+
+async def workflow_tasks(handle: WorkflowHandle[Any, Any]) -> int:
+    """How many workflow tasks the run has completed (each one a dispatch and a history write)."""
+    done = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    return sum([event.event_type == done async for event in handle.fetch_history_events()])
 
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from activities.reconcile_plan import LogRow
 from travis_logs.logrow import RowText
 from workflows.diagnosis import Archive, Level, diagnose
@@ -19,6 +21,16 @@ def test_open_run_speaks_for_the_log() -> None:
     verdict = diagnose(7, PURGED, ARCHIVE, "RUNNING", failed)
     assert verdict.level is Level.ATTENTION
     assert verdict.line.startswith("verify_failed: gave up after 5 archive attempts (x)")
+
+
+def test_a_sleeping_run_is_a_streaming_log_not_a_stuck_one() -> None:
+    """A run in its start delay answers no query; the status says it waits, and until when."""
+    row = LogRow(1, 7, RowText(has_text=True))
+    until = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    verdict = diagnose(7, row, Archive(None), "RUNNING", None, asleep_until=until)
+    assert verdict.level is Level.OK
+    assert verdict.line.startswith("streaming: parts arriving")
+    assert "2026-01-02 03:04:05 UTC" in verdict.line
 
 
 def test_closed_run_and_an_unfinished_row_is_stuck() -> None:

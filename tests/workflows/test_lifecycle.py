@@ -14,7 +14,14 @@ from temporalio.worker import Worker
 
 from tests.helpers import assert_eventually, joined, log_row, store_parts, stored_numbers
 from tests.workflows.faults import AfterActivity
-from tests.workflows.support import continued_state, fast, handle_of, record, send
+from tests.workflows.support import (
+    continued_state,
+    fast,
+    handle_of,
+    record,
+    send,
+    workflow_tasks,
+)
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 from workers.temporal_worker import build_worker, lifecycle_activities
@@ -38,11 +45,14 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     store: ArchiveStore,
     job_id: int,
 ) -> None:
-    """Parts stored out of order end up archived in number order; the row is purged."""
+    """Parts stored out of order end up archived in number order; the row is purged. The run
+    sleeps from the first part to the final one: two workflow tasks in all, the final part's
+    (read the row, arm the quiet timer) and the quiet timer's (the whole pipeline)."""
     await store_parts(pool, job_id, PARTS, final=4)
-    await send(temporal_client, quick, job_id, {0: PARTS[0]}, final=None)
+    await send(temporal_client, quick, job_id, {0: PARTS[0]}, final=None, opens=True)
     handle = await send(temporal_client, quick, job_id, {4: ""}, final=4)
     state = await handle.result()
+    assert await workflow_tasks(handle) == 2
 
     assert await store.fetch(job_id) == joined(PARTS).encode()
     row = await log_row(pool, job_id)

@@ -7,6 +7,9 @@ worker build"): LogWorkflow is PINNED, so a run stays on the build that started 
 histories/previous/ holds the corpus of the build before the one-task lifecycle (timers for
 the force timeout and the grace window, the upload as a regular activity): its runs finish
 on that build, and today's code refuses them, as the pinning expects.
+lifecycle_started_at_once.json is a log whose run started at its first part without a start
+delay (three workflow tasks, as before the delay; as a resent signal still starts a run): the
+same code replays it, so runs started before the delay finish on this build too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.workflows.support import HISTORIES
-from tests.workflows.variants import SkipsTheDatabaseRead
+from tests.workflows.variants import IgnoresTheStartDelay, SkipsTheDatabaseRead
 from travis_logs.temporal import DATA_CONVERTER
 from workflows.log_workflow import LogWorkflow
 
@@ -35,6 +38,9 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
     """The recorded histories include every path the replay is meant to guard."""
     expected = {
         "lifecycle",
+        "lifecycle_started_at_once",
+        "silent_woke_at_start_delay",
+        "replace_while_asleep",
         "late_part_during_pipeline",
         "late_part_after_close",
         "continued_as_new_last_run",
@@ -71,4 +77,13 @@ async def test_a_changed_command_sequence_is_caught() -> None:
     with pytest.raises(NondeterminismError):
         await Replayer(workflows=[SkipsTheDatabaseRead]).replay_workflow(
             load(HISTORIES / "lifecycle.json")
+        )
+
+
+async def test_a_run_woken_by_its_start_delay_must_check_for_silence() -> None:
+    """The silent log's history (a run that slept, woke at the delay's end, force-checked and
+    archived) does not replay on code that waits on for the final part instead."""
+    with pytest.raises(NondeterminismError):
+        await Replayer(workflows=[IgnoresTheStartDelay]).replay_workflow(
+            load(HISTORIES / "silent_woke_at_start_delay.json")
         )

@@ -74,3 +74,31 @@ async def test_open_run_finishes_on_its_build_while_new_logs_start_on_the_next(
     assert await build_ids(second) == {"build-2"}
     assert await store.fetch(streaming) == b"old\n"
     assert await store.fetch(started_later) == b"new\n"
+
+
+async def test_a_run_asleep_at_the_rollout_runs_on_the_new_build(
+    temporal_client: Client,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """A log opened while the old build was current has run no code when the new build takes
+    over: it is pinned to no build yet, does not hold the old build's workers, and its
+    lifecycle runs on the new build."""
+    deployment = f"travis-logs-{uuid.uuid4().hex[:8]}"
+    old = fast(settings, temporal_deployment_name=deployment, temporal_build_id="build-1")
+    new = old.model_copy(update={"temporal_build_id": "build-2"})
+    activities = lifecycle_activities(pool, store)
+    async with build_worker(temporal_client, old, activities):
+        await store_parts(pool, job_id, {0: "asleep\n"})
+        handle = await send(temporal_client, old, job_id, {0: "asleep\n"}, final=None, opens=True)
+        info = (await handle.describe()).raw_description.workflow_execution_info
+        assert not info.HasField("versioning_info")  # no build has run it: pinned to none
+    async with build_worker(temporal_client, new, activities):
+        await set_current_version(temporal_client, deployment_version(new))
+        await store_parts(pool, job_id, {1: ""}, final=1)
+        await send(temporal_client, new, job_id, {1: ""}, final=1)
+        assert (await handle.result()).state == LogState.DONE
+    assert await build_ids(handle) == {"build-2"}
+    assert await store.fetch(job_id) == b"asleep\n"

@@ -16,3 +16,15 @@ class SkipsTheDatabaseRead(LogWorkflow):
     async def run(self, inp: LogWorkflowInput) -> LogWorkflowState:
         self._s.phase = Phase.WAIT
         return await super().run(inp)
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class IgnoresTheStartDelay(LogWorkflow):
+    """A careless edit: a run woken by its start delay's end waits on for a final part."""
+
+    @workflow.run
+    async def run(self, inp: LogWorkflowInput) -> LogWorkflowState:
+        return await super().run(inp)
+
+    def _woke_at_start_delay(self) -> bool:
+        return False
