@@ -159,7 +159,7 @@ async def viewer_page(
     if token is not None:
         return _sign_in(settings, job_id, token)
     _require_viewer(settings, job_id, authorization, request.cookies.get(VIEWER_COOKIE))
-    view = await viewer_log(pool, archive, job_id)
+    view = await viewer_log(pool, archive, job_id, settings.viewer_inline_bytes)
     return HTMLResponse(render(settings, view), headers=page_headers(settings, job_id))
 
 
