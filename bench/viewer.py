@@ -97,9 +97,7 @@ class Seen:
 def _private_mib(pid: str) -> float:
     """A process's private memory (what it alone holds, shared libraries left out)."""
     rollup = Path("/proc", pid, "smaps_rollup").read_text(encoding="ascii")
-    kib = sum(
-        int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Private_")
-    )
+    kib = sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Private_"))
     return kib / 1024
 
 
@@ -247,9 +245,10 @@ async def run(sizes: list[int], rounds: int, whole_rounds: int) -> None:
             f"{'log':>8}  {'page':<9}{'last line ms':>14}{'JS heap MB':>14}"
             f"{'renderer MB':>16}{'DOM nodes':>12}"
         )
-        with api(bench.settings, RANGED_INLINE) as ranged_url, api(
-            bench.settings, WHOLE_INLINE
-        ) as whole_url:
+        with (
+            api(bench.settings, RANGED_INLINE) as ranged_url,
+            api(bench.settings, WHOLE_INLINE) as whole_url,
+        ):
             async with browser() as page:
                 # One load of each API first: its first request opens its pools.
                 smallest = jobs[min(sizes)]
@@ -273,7 +272,10 @@ def main() -> None:
     parser.add_argument("--mib", type=int, action="append", help="log sizes (MB); 1, 10, 50")
     parser.add_argument("--rounds", type=int, default=3, help="loads of each page by range")
     parser.add_argument(
-        "--whole-rounds", type=int, default=1, help="loads of each whole page (slow: tens of s; 0: none)"
+        "--whole-rounds",
+        type=int,
+        default=1,
+        help="loads of each whole page (slow: tens of s; 0: none)",
     )
     parser.add_argument("--trace", action="store_true", help="print each request's timing")
     args = parser.parse_args()

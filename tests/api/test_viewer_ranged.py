@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 
 from tests.api.chromium import Page, executable, open_page
-from tests.api.test_viewer_browser import SCREENSHOTS
 from tests.api.test_log_text import purged
+from tests.api.test_viewer_browser import SCREENSHOTS
 from tests.helpers import store_parts
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.log_index import build_index
@@ -60,7 +60,7 @@ async def big_log(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> list[
     index archived beside it): its lines."""
     text = simulated_text(LOG_BYTES)
     chunks = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
-    parts = {n: chunk for n, chunk in enumerate(chunks, start=1)}
+    parts = dict(enumerate(chunks, start=1))
     await store_parts(pool, job_id, parts, final=len(parts))
     await purged(pool, store, job_id)
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
