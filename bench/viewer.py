@@ -102,7 +102,8 @@ def _private_mib(pid: str) -> float:
 
 
 def renderer_mib(browser_pid: int | None) -> float:
-    """The private memory of the browser's largest renderer process (the page's)."""
+    """The private memory of the browser's largest renderer process: the page's, in a
+    browser that has shown nothing else."""
     found = [0.0]
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -193,8 +194,14 @@ async def committed(page: Page, url: str) -> None:
     raise TimeoutError(url)
 
 
-async def measure(page: Page, url: str, rounds: int) -> Seen | None:
-    seen = [await open_log(page, url) for _ in range(rounds)]
+async def fresh_load(url: str) -> Seen | None:
+    """One load in a browser of its own: no cache, and one renderer process to measure."""
+    async with browser() as page:
+        return await open_log(page, url)
+
+
+async def measure(url: str, rounds: int) -> Seen | None:
+    seen = [await fresh_load(url) for _ in range(rounds)]
     if any(s is None for s in seen):
         return None
     done = [s for s in seen if s is not None]
@@ -249,22 +256,21 @@ async def run(sizes: list[int], rounds: int, whole_rounds: int) -> None:
             api(bench.settings, RANGED_INLINE) as ranged_url,
             api(bench.settings, WHOLE_INLINE) as whole_url,
         ):
-            async with browser() as page:
-                # One load of each API first: its first request opens its pools.
-                smallest = jobs[min(sizes)]
-                await open_log(page, f"{ranged_url}/jobs/{smallest}")
-                if whole_rounds:
-                    await open_log(page, f"{whole_url}/jobs/{smallest}")
-                for mib in sizes:
-                    ranged = await measure(page, f"{ranged_url}/jobs/{jobs[mib]}", rounds)
-                    print(row(mib, "by range", ranged))
-                    if not whole_rounds:
-                        continue
-                    whole = await measure(page, f"{whole_url}/jobs/{jobs[mib]}", whole_rounds)
-                    print(row(mib, "whole", whole))
-                    if line := ratios(ranged, whole):
-                        print(line)
-                    sys.stdout.flush()
+            # One load of each API first: its first request opens its pools.
+            smallest = jobs[min(sizes)]
+            await fresh_load(f"{ranged_url}/jobs/{smallest}")
+            if whole_rounds:
+                await fresh_load(f"{whole_url}/jobs/{smallest}")
+            for mib in sizes:
+                ranged = await measure(f"{ranged_url}/jobs/{jobs[mib]}", rounds)
+                print(row(mib, "by range", ranged))
+                if not whole_rounds:
+                    continue
+                whole = await measure(f"{whole_url}/jobs/{jobs[mib]}", whole_rounds)
+                print(row(mib, "whole", whole))
+                if line := ratios(ranged, whole):
+                    print(line)
+                sys.stdout.flush()
 
 
 def main() -> None:

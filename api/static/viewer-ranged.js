@@ -327,11 +327,17 @@
     });
   }
 
+  // Resolves once the log's end is asked for; rejects (with the answer's `status`) when the
+  // index cannot be read.
   async function start(state, logEl, setStatus) {
     const response = await fetch(`/logs/${state.job_id}/index`, {
       headers: { "X-Log-Grant": state.grant },
     });
-    if (!response.ok) throw new Error(`GET /logs/${state.job_id}/index: ${response.status}`);
+    if (!response.ok) {
+      throw Object.assign(new Error(`GET /logs/${state.job_id}/index: ${response.status}`), {
+        status: response.status,
+      });
+    }
     const v = view(state, logEl, await response.json());
     v.status = setStatus;
     layout(v);
@@ -353,8 +359,7 @@
   }
 
   window.travisLogsRanged = {
-    start: (state, logEl, setStatus) =>
-      start(state, logEl, setStatus).catch((err) => setStatus("error (" + err.message + ")")),
+    start,
     // Pure helpers, for tests in the page.
     hiddenRanges,
     rowToLine,

@@ -410,26 +410,40 @@
     removed.hidden = false;
   }
   showTimeline();
-  // A finished log too large to carry opens by range (viewer-ranged.js), at its end.
-  if (state.ranged) {
+  if (state.ranged) startRanged();
+  else startWhole();
+
+  // A finished log too large to carry opens by range (viewer-ranged.js), at its end. A log
+  // archived before indexes were written has none: its whole text, drawn as before.
+  function startRanged() {
     setStatus("finished", "finished");
-    window.travisLogsRanged.start(state, logEl, setStatus);
-    return;
+    window.travisLogsRanged.start(state, logEl, setStatus).catch(async (err) => {
+      if (err.status !== 404) return setStatus("error (" + err.message + ")");
+      const response = await fetch(`/logs/${state.job_id}/text`, {
+        headers: { "X-Log-Grant": state.grant },
+      });
+      if (!response.ok) return setStatus(`error (GET /logs/${state.job_id}/text: ${response.status})`);
+      Object.assign(state, { content: await response.text(), ranged: false });
+      startWhole();
+    });
   }
-  for (const p of state.parts) addPart(p.number, p.content, p.final);
-  // The page holds every part stored when it was made: gaps below its last one are real.
-  if (state.parts.length) filledUpTo = Math.max(...state.parts.map((p) => p.number));
-  render();
-  if (state.complete) setStatus("finished", "finished");
-  else follow();
-  window.addEventListener("hashchange", () => {
-    anchorShown = false;
-    showAnchor();
-  });
-  window.travisLogsViewer = {
-    parts,
-    fillGaps,
-    get finalSeen() { return finalSeen; },
-    get renderMs() { return renderMs; },
-  };
+
+  function startWhole() {
+    for (const p of state.parts) addPart(p.number, p.content, p.final);
+    // The page holds every part stored when it was made: gaps below its last one are real.
+    if (state.parts.length) filledUpTo = Math.max(...state.parts.map((p) => p.number));
+    render();
+    if (state.complete) setStatus("finished", "finished");
+    else follow();
+    window.addEventListener("hashchange", () => {
+      anchorShown = false;
+      showAnchor();
+    });
+    window.travisLogsViewer = {
+      parts,
+      fillGaps,
+      get finalSeen() { return finalSeen; },
+      get renderMs() { return renderMs; },
+    };
+  }
 })();

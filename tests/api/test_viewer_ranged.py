@@ -159,3 +159,20 @@ async def test_the_index_gives_each_line_its_arrival_and_each_fold_its_duration(
     label = await page.eval(f"document.querySelector('#L{last} .at').textContent")
     assert re.fullmatch(r"\+60\.\d\d s", label), label
     assert page.console == []
+
+
+async def test_a_large_log_archived_without_an_index_is_shown_whole(
+    page: Page, api_url: str, pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """No index to read by (a log archived before indexes were written): the page reads
+    the whole text and draws it as it draws a small log."""
+    lines = [f"{n:06d} " + "y" * 200 for n in range(1, 11_001)]  # over the 2 MiB limit
+    await store_parts(pool, job_id, {1: "\n".join(lines) + "\n"}, final=1)
+    await purged(pool, store, job_id)
+    await store.delete_index(job_id)
+
+    await page.goto(f"{api_url}/jobs/{job_id}")
+    await page.wait_for("document.getElementById('log').dataset.lines === '11000'", timeout=60)
+    assert await page.eval(f"{TEXT_OF}(11000)") == lines[-1]
+    assert await page.eval("document.getElementById('status').textContent") == "finished"
+    assert page.console == []
