@@ -176,8 +176,9 @@ async def open_log(page: Page, url: str) -> Seen | None:
         return None
     if TRACE:
         print(await page.eval(TIMINGS))
-    await page.send("HeapProfiler.collectGarbage")
-    metrics = (await page.send("Performance.getMetrics"))["metrics"]
+    # A page of a million nodes takes a while to collect, more so on a loaded machine.
+    await page.send("HeapProfiler.collectGarbage", wait_s=TIMEOUT_S)
+    metrics = (await page.send("Performance.getMetrics", wait_s=TIMEOUT_S))["metrics"]
     named = {m["name"]: m["value"] for m in metrics}
     heap, nodes = named["JSHeapUsedSize"] / 2**20, int(named["Nodes"])
     return Seen(float(ms), heap, nodes, renderer_mib(page.browser_pid))

@@ -202,6 +202,8 @@
     }
     v.frame.style.top = first * v.rowHeight + "px";
     v.frame.replaceChildren(...rows);
+    // A wider row may have brought the sideways scroll bar: the end stays in view.
+    if (v.atEnd) window.scrollTo(window.scrollX, document.documentElement.scrollHeight);
     for (const k of wanted) load(v, k);
     forget(v, wanted);
   }
@@ -282,7 +284,14 @@
   }
 
   function listen(v) {
-    window.addEventListener("scroll", () => schedule(v), { passive: true });
+    window.addEventListener(
+      "scroll",
+      () => {
+        v.atEnd = window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 2;
+        schedule(v);
+      },
+      { passive: true },
+    );
     window.addEventListener("resize", () => schedule(v));
     window.addEventListener("hashchange", () => {
       const line = anchor();
@@ -321,6 +330,7 @@
       blocks: new Map(),
       rowHeight: measureRow(frame),
       target: null,
+      atEnd: false, // the page shows the log's end, and keeps it in view as rows widen
       startTime: null,
       loaded: 0,
       queued: false,
@@ -346,7 +356,8 @@
     const line = anchor();
     if (line) jump(v, line);
     else {
-      window.scrollTo(0, document.body.scrollHeight); // the log's end first
+      v.atEnd = true; // the log's end first, and only its blocks read
+      window.scrollTo(0, document.documentElement.scrollHeight);
       draw(v);
     }
     window.travisLogsViewer = {

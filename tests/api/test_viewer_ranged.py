@@ -33,10 +33,12 @@ TEXT_OF = """(n => [...document.getElementById('L' + n).childNodes]
   .filter(e => e.tagName === 'SPAN' && !e.classList.contains('fold-name')
     && !e.classList.contains('duration') && !e.classList.contains('at'))
   .map(e => e.textContent).join(''))"""
-# Whether the row of line n is drawn (its text read) inside the window.
+# Whether the row of line n is drawn (its text read) and wholly in view (above a sideways
+# scroll bar).
 ON_SCREEN = """(n => { const el = document.getElementById('L' + n);
   if (!el || el.classList.contains('pending')) return false;
-  const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; })"""
+  const r = el.getBoundingClientRect();
+  return r.top >= 0 && r.bottom <= document.documentElement.clientHeight; })"""
 
 
 def simulated_text(size: int) -> str:
