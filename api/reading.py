@@ -76,6 +76,10 @@ class ViewerLog:
     missing_parts: list[list[int]] = field(default_factory=list)
     gaps: list[int] = field(default_factory=list)
     timeline: dict[str, str | None] = field(default_factory=dict)
+    # A finished log too large to carry (over VIEWER_INLINE_BYTES): no `content`; the page
+    # reads GET /logs/:id/index and byte ranges of GET /logs/:id/text, `size` bytes in all.
+    ranged: bool = False
+    size: int = 0
 
 
 async def _base(archive: ArchiveStore, row: asyncpg.Record) -> bytes | None:
@@ -202,8 +206,11 @@ async def read_parts(
     return found
 
 
-async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> ViewerLog:
-    """Where the viewer starts: a job without a log yet is simply one with no parts."""
+async def viewer_log(
+    pool: asyncpg.Pool, archive: ArchiveStore, job_id: int, inline_bytes: int
+) -> ViewerLog:
+    """Where the viewer starts: a job without a log yet is simply one with no parts; a
+    finished log over `inline_bytes` is read by range (`ViewerLog.ranged`)."""
     async with queries.snapshot(pool) as conn:
         row = await queries.log_row(conn, "job_id", job_id)
         if row is None:
@@ -217,8 +224,24 @@ async def viewer_log(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> 
     view.timeline = {k: v.isoformat() if v else None for k, v in timeline(lifecycle).items()}
     if live:
         view.content = row["content"] or ""
-    else:
-        view.content = await content_of(archive, row, pending) or ""
-        _, view.missing_parts = completeness(lifecycle)
-        view.gaps = gap_positions(view.content, lifecycle, pending, view.missing_parts)
+        return view
+    _, view.missing_parts = completeness(lifecycle)
+    size = await _stored_size(archive, row) if not pending.parts else None
+    if size is not None and size > inline_bytes:
+        view.ranged, view.size = True, size
+        return view
+    view.content = await content_of(archive, row, pending) or ""
+    view.gaps = gap_positions(view.content, lifecycle, pending, view.missing_parts)
     return view
+
+
+async def _stored_size(archive: ArchiveStore, row: asyncpg.Record) -> int | None:
+    """The byte size of a finished log's text without reading it from S3 (a HEAD); None
+    when it has none. Pending parts are merged whole, as GET /logs/:id/text merges them."""
+    text = RowText.of(row)
+    if text.has_text:
+        return len(str(row["content"]).encode())
+    if not text.purged:
+        return None
+    head = await archive.head(row["job_id"])
+    return None if head is None else head.size

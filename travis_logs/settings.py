@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     viewer_session_ttl_s: int = Field(default=8 * 3600, ge=1)
     # The viewer cookie is Secure; false only where the viewer is served over plain http.
     viewer_cookie_secure: bool = True
+    # A finished log larger than this opens by range: the page fetches the index and the
+    # blocks on screen (its end first) instead of carrying the whole text.
+    viewer_inline_bytes: int = Field(default=2 * 2**20, ge=0)
     # /healthz keeps one broker connection and tries again at most this often when it is down.
     health_broker_retry_s: float = Field(default=10, ge=0)
     # Dead-lettered messages expire after this long, so the dead-letter queue cannot grow

@@ -6,8 +6,10 @@ subscribe to `job-<id>` anyway. With private channels the page needs travis-api'
 either as `Authorization: token ...` (a proxy in front of it) or once, as `?token=...` or
 posted to `/jobs/<id>/session` as a form field `token`, which sets a session cookie for this one job (`api.sessions`) and redirects to the clean URL; the
 access log never shows query strings (`api.access_log`). Either way the page embeds a grant for
-its one job, which it sends as `X-Log-Grant` to `GET /log-parts/:id` (gap filling) and
-`POST /pusher/auth` (the private channel); the grant reads nothing else.
+its one job, which it sends as `X-Log-Grant` to `GET /log-parts/:id` (gap filling),
+`POST /pusher/auth` (the private channel) and, for a finished log over VIEWER_INLINE_BYTES
+that the page reads by range, `GET /logs/:id/index` and `GET /logs/:id/text`; the grant
+reads nothing else.
 
 The page runs no inline script (its state is a JSON data block), so its Content-Security-Policy
 allows scripts from this origin only, and connections to this origin and the Pusher server.
@@ -159,7 +161,7 @@ async def viewer_page(
     if token is not None:
         return _sign_in(settings, job_id, token)
     _require_viewer(settings, job_id, authorization, request.cookies.get(VIEWER_COOKIE))
-    view = await viewer_log(pool, archive, job_id)
+    view = await viewer_log(pool, archive, job_id, settings.viewer_inline_bytes)
     return HTMLResponse(render(settings, view), headers=page_headers(settings, job_id))
 
 

@@ -45,6 +45,7 @@ class Page:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._loaded = asyncio.Event()
         self.console: list[str] = []
+        self.browser_pid: int | None = None
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -57,12 +58,12 @@ class Page:
             elif message.get("method") == "Runtime.exceptionThrown":
                 self.console.append(json.dumps(message["params"]["exceptionDetails"])[:500])
 
-    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+    async def send(self, method: str, wait_s: float = 30, **params: Any) -> dict[str, Any]:
         call_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
         await self._ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
-        reply = await asyncio.wait_for(future, 30)
+        reply = await asyncio.wait_for(future, wait_s)
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         result: dict[str, Any] = reply["result"]
@@ -73,10 +74,14 @@ class Page:
         await self.send("Page.navigate", url=url)
         await asyncio.wait_for(self._loaded.wait(), 30)
 
-    async def eval(self, expression: str) -> Any:
+    async def eval(self, expression: str, timeout: float = 30) -> Any:
         """The value of a JavaScript expression (promises are awaited)."""
         reply = await self.send(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+            "Runtime.evaluate",
+            timeout,
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=True,
         )
         if "exceptionDetails" in reply:
             raise RuntimeError(f"{expression}: {reply['exceptionDetails']}")
@@ -155,6 +160,7 @@ async def open_page(binary: str) -> AsyncIterator[Page]:
         try:
             async with connect(await _page_socket(port), max_size=1 << 26) as ws:
                 page = Page(ws)
+                page.browser_pid = process.pid  # its helpers share its session id
                 await page.send("Page.enable")
                 await page.send("Runtime.enable")
                 yield page

@@ -50,7 +50,7 @@ async def served(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> str:
     """What GET /logs/:job_id and the viewer serve now; they must agree."""
     log = await read_log(pool, store, "job_id", job_id)
     assert log is not None
-    view = await viewer_log(pool, store, job_id)
+    view = await viewer_log(pool, store, job_id, inline_bytes=2**30)
     assert view.complete and view.content == log["content"]
     content: str = log["content"]
     return content

@@ -70,6 +70,31 @@ async def test_aggregated_log_page_starts_from_its_content(
     await client.put(f"/logs/{job_id}", content=b"all of it\n")
     state = page_state((await anonymous.get(f"/jobs/{job_id}")).text)
     assert (state["complete"], state["content"], state["parts"]) == (True, "all of it\n", [])
+    assert state["ranged"] is False
+
+
+async def test_a_log_over_the_inline_limit_is_read_by_range_with_the_pages_grant(
+    client: httpx.AsyncClient, api_settings: Settings, job_id: int
+) -> None:
+    """A finished log over VIEWER_INLINE_BYTES: the page carries no text, only its size; its
+    grant reads the index and a byte range, and nothing of another job."""
+    body = b"0123456789abcde\n" * 256
+    assert (await client.put(f"/logs/{job_id}", content=body)).status_code == 200
+    small = api_settings.model_copy(update={"viewer_inline_bytes": len(body) - 1})
+    async with running_api(small) as url, httpx.AsyncClient(base_url=url) as browser:
+        html = (await browser.get(f"/jobs/{job_id}")).text
+        state = page_state(html)
+        assert (state["complete"], state["ranged"], state["size"]) == (True, True, len(body))
+        assert state["content"] == "" and "0123456789abcde" not in html
+        grant = {"X-Log-Grant": state["grant"]}
+        index = await browser.get(f"/logs/{job_id}/index", headers=grant)
+        assert index.status_code == 200 and index.json()["lines"] == 256
+        tail = {"Range": "bytes=-16"}
+        got = await browser.get(f"/logs/{job_id}/text", headers=grant | tail)
+        assert (got.status_code, got.content) == (206, b"0123456789abcde\n")
+        assert (await browser.get(f"/logs/{job_id}/text", headers=tail)).status_code == 403
+        other = await browser.get(f"/logs/{job_id + 1}/index", headers=grant)
+        assert other.status_code == 403
 
 
 async def test_log_text_cannot_escape_the_state_script(
