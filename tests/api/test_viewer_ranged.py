@@ -24,6 +24,8 @@ from travis_logs.simulator.content import ContentOptions, job_output
 pytestmark = pytest.mark.browser
 
 LOG_BYTES = 50 * 2**20
+# Generous: what the page does is counted (rows, blocks), not how fast a loaded CI draws it.
+SLOW_S = 90
 PART_CHARS = 2**20
 
 ROWS = "document.querySelectorAll('#log .line').length"
@@ -73,7 +75,7 @@ async def test_a_50_mb_log_opens_at_its_last_line_and_reads_the_rest_by_range(
 ) -> None:
     last = len(big_log)
     await page.goto(f"{api_url}/jobs/{job_id}")
-    await page.wait_for(f"{ON_SCREEN}({last})")
+    await page.wait_for(f"{ON_SCREEN}({last})", timeout=SLOW_S)
     assert await page.eval(f"{TEXT_OF}({last})") == _shown(big_log[-1])
     assert await page.eval("document.getElementById('status').textContent") == "finished"
     assert await page.eval("document.getElementById('log').dataset.lines") == str(last)
@@ -88,7 +90,8 @@ async def test_a_50_mb_log_opens_at_its_last_line_and_reads_the_rest_by_range(
     shown = await page.wait_for(
         "(() => { const rows = [...document.querySelectorAll('#log .line:not(.pending)')]"
         ".filter(r => r.getBoundingClientRect().top > 0);"
-        " return rows.length && Number(rows[0].id.slice(1)); })()"
+        " return rows.length && Number(rows[0].id.slice(1)); })()",
+        timeout=SLOW_S,
     )
     assert shown < last - 2000
     assert await page.eval(f"{TEXT_OF}({shown})") == _shown(big_log[shown - 1])
@@ -97,18 +100,20 @@ async def test_a_50_mb_log_opens_at_its_last_line_and_reads_the_rest_by_range(
     # A link to a line reads only the block around it, and marks the line.
     before = await page.eval(BLOCKS)
     await page.eval("location.hash = '#L123456'")
-    await page.wait_for(f"{ON_SCREEN}(123456)")
+    await page.wait_for(f"{ON_SCREEN}(123456)", timeout=SLOW_S)
     assert await page.eval(f"{TEXT_OF}(123456)") == _shown(big_log[123455])
     assert await page.eval("document.getElementById('L123456').classList.contains('target')")
     assert await page.eval(BLOCKS) - before <= 2
 
     # The first fold starts closed; its title shows its name; a click opens it.
     await page.eval("location.hash = '#L1'")
-    await page.wait_for(f"{ON_SCREEN}(1) && document.querySelector('#L1 .fold-name') !== null")
+    await page.wait_for(
+        f"{ON_SCREEN}(1) && document.querySelector('#L1 .fold-name') !== null", timeout=SLOW_S
+    )
     assert await page.eval("document.querySelector('#L1 .fold-name').dataset.fold") == "worker_info"
     assert await page.eval("document.getElementById('L2')") is None
     await page.eval("document.querySelector('#L1 .fold-name').click()")
-    await page.wait_for(f"{ON_SCREEN}(2)")
+    await page.wait_for(f"{ON_SCREEN}(2)", timeout=SLOW_S)
     assert await page.eval(f"{TEXT_OF}(2)") == _shown(big_log[1])
     await page.screenshot(SCREENSHOTS / "viewer-ranged-fold.png")
     assert page.console == []
@@ -147,7 +152,7 @@ async def test_the_index_gives_each_line_its_arrival_and_each_fold_its_duration(
     last = build_index((head + filler + end).encode()).lines
 
     await page.goto(f"{api_url}/jobs/{job_id}")
-    await page.wait_for(f"{ON_SCREEN}({last})")
+    await page.wait_for(f"{ON_SCREEN}({last})", timeout=SLOW_S)
     assert await page.eval(f"{TEXT_OF}({last})") == "done"
     # Lines 2..last-1 are in the closed fold: the log shows two rows.
     assert await page.eval(ROWS) == 2
