@@ -539,7 +539,7 @@ def _frame(raw: str) -> str:
     return f"{function} {where.rsplit('/', 1)[-1].rsplit(':', 1)[0]}"
 
 
-def print_profile(path: str, top: int = 25) -> None:
+def print_profile(path: str, phase: str, top: int = 25) -> None:
     """The functions most samples were in (inclusive) and on top of (self), in per cent."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
@@ -552,7 +552,7 @@ def print_profile(path: str, top: int = 25) -> None:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    print(f"profile: {total} samples of the ingest process")
+    print(f"profile: {total} samples of the ingest process {phase}")
     for title, counts in (("self", own), ("inclusive", inclusive)):
         print(f"  top {top} by {title}:")
         for frame, n in counts.most_common(top):
@@ -607,18 +607,21 @@ async def main(args: argparse.Namespace) -> None:
             for b in benches:
                 await b.ingest.ready()
                 await b.start()
-            with profiled(benches[0].ingest.process.pid, args.profile):
+            pid = benches[0].ingest.process.pid
+            with profiled(pid, args.profile):
                 for index in range(-(-plan.parts // plan.chunk)):
                     for b in benches:
                         await b.chunk(index, raw if b is benches[0] else None)
-                if args.trickle:
+            if args.trickle:
+                with profiled(pid, args.profile_trickle):
                     for b in benches:
                         await b.trickle(args.trickle_s)
         finally:
             for b in benches:
                 await b.ingest.stop()
-        if args.profile:
-            print_profile(args.profile)
+        for path, phase in ((args.profile, "draining"), (args.profile_trickle, "trickling")):
+            if path:
+                print_profile(path, phase)
         await print_figures(benches[0], client, pool)
         print_trickle(benches)
 
@@ -655,7 +658,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-ms", type=int, help="INGEST_BATCH_MS")
     parser.add_argument("--prefetch", type=int, help="AMQP_PREFETCH of both consumers")
     parser.add_argument(
-        "--profile", metavar="PATH", help="sample the ingest with py-spy; collapsed stacks to PATH"
+        "--profile",
+        metavar="PATH",
+        help="sample the ingest with py-spy while it drains; collapsed stacks to PATH",
+    )
+    parser.add_argument(
+        "--profile-trickle",
+        metavar="PATH",
+        help="the same while it takes the trickle (of the first ingest)",
     )
     return parser.parse_args()
 
