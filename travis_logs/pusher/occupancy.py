@@ -66,6 +66,7 @@ class OccupancyCache:
     whose answers expire within half a TTL: busy channels' answers then expire together and
     are read again in one query, instead of one small query each as they expire one by one
     (with parts trickling in for 250 jobs, those queries were a sixth of the ingest's CPU).
+    A channel already being read is not read again meanwhile: its askers wait for that read.
     """
 
     # Beyond this many entries, expired ones are swept (a busy ingest sees many jobs).
@@ -84,6 +85,8 @@ class OccupancyCache:
         self._expired: set[str] = set()
         # Channels asked about since their answer was last read: refreshed ahead of expiry.
         self._asked: set[str] = set()
+        # The read under way of each channel being read.
+        self._reads: dict[str, asyncio.Task[None]] = {}
         self._refresh: asyncio.Task[None] | None = None
 
     def known_vacant(self, channel: str) -> bool:
@@ -96,7 +99,7 @@ class OccupancyCache:
         """
         expires, occupied = self._known.get(channel, (0.0, True))
         self._asked.add(channel)
-        if expires <= self._clock() and not occupied:
+        if expires <= self._clock() and not occupied and channel not in self._reads:
             self._expired.add(channel)
             if self._refresh is None:
                 self._refresh = asyncio.create_task(self._read_expired())
@@ -117,17 +120,34 @@ class OccupancyCache:
         now = self._clock()
         wanted = set(channels)
         self._asked |= wanted
-        stale = {c for c in wanted if self._expires(c) <= now}
+        stale = [c for c in wanted if self._expires(c) <= now]
         if stale:
-            ahead = now + self._ttl_s / 2
-            stale |= {c for c in self._asked if self._expires(c) <= ahead}
-            self._asked -= stale
-            found = await self._store.occupied(list(stale))
+            reads = {self._reads[c] for c in stale if c in self._reads}
+            unread = {c for c in stale if c not in self._reads}
+            if unread:
+                reads.add(self._start_read(unread, now))
+            # Shielded: an asker that is cancelled must not cancel a read others wait for.
+            await asyncio.shield(asyncio.gather(*reads))
+        return {c for c in wanted if self._known[c][1]}
+
+    def _start_read(self, channels: set[str], now: float) -> asyncio.Task[None]:
+        ahead = now + self._ttl_s / 2
+        channels |= {c for c in self._asked if c not in self._reads and self._expires(c) <= ahead}
+        self._asked -= channels
+        task = asyncio.create_task(self._read(channels, now))
+        self._reads.update(dict.fromkeys(channels, task))
+        return task
+
+    async def _read(self, channels: set[str], now: float) -> None:
+        try:
+            found = await self._store.occupied(list(channels))
             if len(self._known) > self._SWEEP_AT:
                 self._known = {c: v for c, v in self._known.items() if v[0] > now}
-            for channel in stale:
+            for channel in channels:
                 self._known[channel] = (now + self._ttl_s, channel in found)
-        return {c for c in wanted if self._known[c][1]}
+        finally:
+            for channel in channels:
+                del self._reads[channel]
 
     def _expires(self, channel: str) -> float:
         return self._known.get(channel, (0.0, False))[0]

@@ -108,3 +108,16 @@ async def test_busy_channels_are_read_again_together(
     assert first_reads == 100
     assert store.queries - first_reads <= 50  # 5 TTLs; a query per channel as each expires: 900
     assert await cache.occupied(channels) == {channels[7]}
+
+
+async def test_a_channel_being_read_is_not_read_again_meanwhile(
+    pool: asyncpg.Pool, new_job_id: Iterator[int]
+) -> None:
+    """Senders asking at once about the same new channels share one query and its answer."""
+    store = _CountingStore(pool)
+    cache = OccupancyCache(store, ttl_s=1.0)
+    channels = [f"job-{next(new_job_id)}" for _ in range(3)]
+    await store.mark(channels[1], True)
+    answers = await asyncio.gather(*(cache.occupied(channels[i:]) for i in range(3)))
+    assert answers == [{channels[1]}, {channels[1]}, set()]
+    assert store.queries == 1
