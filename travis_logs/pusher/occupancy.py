@@ -62,7 +62,7 @@ class OccupancyStore:
 class OccupancyCache:
     """Answers from memory for `ttl_s` so ingest queries once per channel, not per part.
 
-    Every read also takes, ahead of time, the channels asked about since their last read
+    Every read also takes, ahead of time, the channels asked about within the last TTL
     whose answers expire within half a TTL: busy channels' answers then expire together and
     are read again in one query, instead of one small query each as they expire one by one
     (with parts trickling in for 250 jobs, those queries were a sixth of the ingest's CPU).
@@ -83,8 +83,8 @@ class OccupancyCache:
         self._clock = clock
         self._known: dict[str, tuple[float, bool]] = {}
         self._expired: set[str] = set()
-        # Channels asked about since their answer was last read: refreshed ahead of expiry.
-        self._asked: set[str] = set()
+        # When each channel was last asked about: busy ones are read again ahead of expiry.
+        self._asked: dict[str, float] = {}
         # The read under way of each channel being read.
         self._reads: dict[str, asyncio.Task[None]] = {}
         self._refresh: asyncio.Task[None] | None = None
@@ -98,8 +98,8 @@ class OccupancyCache:
         one round trip, and the viewer fetches those as soon as the next part shows the gap.
         """
         expires, occupied = self._known.get(channel, (0.0, True))
-        self._asked.add(channel)
-        if expires <= self._clock() and not occupied and channel not in self._reads:
+        now = self._asked[channel] = self._clock()
+        if expires <= now and not occupied and channel not in self._reads:
             self._expired.add(channel)
             if self._refresh is None:
                 self._refresh = asyncio.create_task(self._read_expired())
@@ -119,7 +119,7 @@ class OccupancyCache:
         """The subset of `channels` that is occupied, querying only for stale entries."""
         now = self._clock()
         wanted = set(channels)
-        self._asked |= wanted
+        self._asked.update(dict.fromkeys(wanted, now))
         stale = [c for c in wanted if self._expires(c) <= now]
         if stale:
             reads = {self._reads[c] for c in stale if c in self._reads}
@@ -131,9 +131,9 @@ class OccupancyCache:
         return {c for c in wanted if self._known[c][1]}
 
     def _start_read(self, channels: set[str], now: float) -> asyncio.Task[None]:
-        ahead = now + self._ttl_s / 2
+        recent, ahead = now - self._ttl_s, now + self._ttl_s / 2
+        self._asked = {c: t for c, t in self._asked.items() if t > recent}
         channels |= {c for c in self._asked if c not in self._reads and self._expires(c) <= ahead}
-        self._asked -= channels
         task = asyncio.create_task(self._read(channels, now))
         self._reads.update(dict.fromkeys(channels, task))
         return task
