@@ -264,6 +264,12 @@ class IngestProcess:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    async def idle_cpu(self, seconds: float = 3.0) -> float:
+        """CPU seconds per second while nothing arrives (its timers and background tasks)."""
+        cpu = self.cpu_s()
+        await asyncio.sleep(seconds)
+        return (self.cpu_s() - cpu) / seconds
+
     async def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(self.process.wait, 30)
@@ -348,6 +354,7 @@ class Bench:
         jobs, rate = self.plan.trickle_jobs, 2.0 * self.plan.trickle_jobs
         per_job = max(1, int(seconds * 2))
         exchange = await self.channel.get_exchange(self.settings.amqp_exchange)
+        idle = await self.ingest.idle_cpu()
         cpu, started = self.ingest.cpu_s(), time.perf_counter()
         for i in range(jobs * (per_job + 1)):
             delay = started + i / rate - time.perf_counter()
@@ -374,7 +381,8 @@ class Bench:
         self.trickles.append(drain)
         print(
             f"  {self.name} trickle: {count} parts of {jobs} jobs at {rate:.0f} parts/s,"
-            f" {drain.cpu_us:.0f} us CPU/part (last ack {late:.2f} s after the last publish)"
+            f" {drain.cpu_us:.0f} us CPU/part (last ack {late:.2f} s after the last publish);"
+            f" idle before it, {idle * 1e3:.1f} ms CPU/s ({idle / rate * 1e6:.0f} us a part)"
         )
 
     def _print_chunk(self, index: int) -> None:
