@@ -264,6 +264,12 @@ class IngestProcess:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    async def idle_cpu(self, seconds: float = 3.0) -> float:
+        """CPU seconds per second while nothing arrives (its timers and background tasks)."""
+        cpu = self.cpu_s()
+        await asyncio.sleep(seconds)
+        return (self.cpu_s() - cpu) / seconds
+
     async def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(self.process.wait, 30)
@@ -348,6 +354,7 @@ class Bench:
         jobs, rate = self.plan.trickle_jobs, 2.0 * self.plan.trickle_jobs
         per_job = max(1, int(seconds * 2))
         exchange = await self.channel.get_exchange(self.settings.amqp_exchange)
+        idle = await self.ingest.idle_cpu()
         cpu, started = self.ingest.cpu_s(), time.perf_counter()
         for i in range(jobs * (per_job + 1)):
             delay = started + i / rate - time.perf_counter()
@@ -359,17 +366,23 @@ class Bench:
             await exchange.publish(message, routing_key=ROUTING_KEY)
         count = jobs * (per_job + 1)
         self.acked += count
+        published = time.perf_counter()
         while True:
             if await self.ingest.acked() >= self.acked:
                 break
-            await asyncio.sleep(0.05)
+            # A scrape of /metrics costs the ingest milliseconds of CPU (every series is
+            # rendered): polled 20 times a second while a loaded machine kept it seconds
+            # behind, the scrapes became part of its CPU per part (785 in one run). The
+            # wait is measured to a tenth of its length instead.
+            await asyncio.sleep(min(0.5, max(0.05, (time.perf_counter() - published) / 10)))
         elapsed = time.perf_counter() - started
         late = elapsed - count / rate
         drain = Drain(count, elapsed, self.ingest.cpu_s() - cpu, self.ingest.rss_mib())
         self.trickles.append(drain)
         print(
             f"  {self.name} trickle: {count} parts of {jobs} jobs at {rate:.0f} parts/s,"
-            f" {drain.cpu_us:.0f} us CPU/part (last ack {late:.2f} s after the last publish)"
+            f" {drain.cpu_us:.0f} us CPU/part (last ack {late:.2f} s after the last publish);"
+            f" idle before it, {idle * 1e3:.1f} ms CPU/s ({idle / rate * 1e6:.0f} us a part)"
         )
 
     def _print_chunk(self, index: int) -> None:
@@ -539,7 +552,7 @@ def _frame(raw: str) -> str:
     return f"{function} {where.rsplit('/', 1)[-1].rsplit(':', 1)[0]}"
 
 
-def print_profile(path: str, top: int = 25) -> None:
+def print_profile(path: str, phase: str, top: int = 25) -> None:
     """The functions most samples were in (inclusive) and on top of (self), in per cent."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
@@ -552,7 +565,7 @@ def print_profile(path: str, top: int = 25) -> None:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    print(f"profile: {total} samples of the ingest process")
+    print(f"profile: {total} samples of the ingest process {phase}")
     for title, counts in (("self", own), ("inclusive", inclusive)):
         print(f"  top {top} by {title}:")
         for frame, n in counts.most_common(top):
@@ -607,18 +620,21 @@ async def main(args: argparse.Namespace) -> None:
             for b in benches:
                 await b.ingest.ready()
                 await b.start()
-            with profiled(benches[0].ingest.process.pid, args.profile):
+            pid = benches[0].ingest.process.pid
+            with profiled(pid, args.profile):
                 for index in range(-(-plan.parts // plan.chunk)):
                     for b in benches:
                         await b.chunk(index, raw if b is benches[0] else None)
-                if args.trickle:
+            if args.trickle:
+                with profiled(pid, args.profile_trickle):
                     for b in benches:
                         await b.trickle(args.trickle_s)
         finally:
             for b in benches:
                 await b.ingest.stop()
-        if args.profile:
-            print_profile(args.profile)
+        for path, phase in ((args.profile, "draining"), (args.profile_trickle, "trickling")):
+            if path:
+                print_profile(path, phase)
         await print_figures(benches[0], client, pool)
         print_trickle(benches)
 
@@ -655,7 +671,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-ms", type=int, help="INGEST_BATCH_MS")
     parser.add_argument("--prefetch", type=int, help="AMQP_PREFETCH of both consumers")
     parser.add_argument(
-        "--profile", metavar="PATH", help="sample the ingest with py-spy; collapsed stacks to PATH"
+        "--profile",
+        metavar="PATH",
+        help="sample the ingest with py-spy while it drains; collapsed stacks to PATH",
+    )
+    parser.add_argument(
+        "--profile-trickle",
+        metavar="PATH",
+        help="the same while it takes the trickle (of the first ingest)",
     )
     return parser.parse_args()
 

@@ -60,7 +60,14 @@ class OccupancyStore:
 
 
 class OccupancyCache:
-    """Answers from memory for `ttl_s` so ingest queries once per channel, not per part."""
+    """Answers from memory for `ttl_s` so ingest queries once per channel, not per part.
+
+    Every read also takes, ahead of time, the channels asked about within the last TTL
+    whose answers expire within half a TTL: busy channels' answers then expire together and
+    are read again in one query, instead of one small query each as they expire one by one
+    (with parts trickling in for 250 jobs, the largest item of the ingest's profile).
+    A channel already being read is not read again meanwhile: its askers wait for that read.
+    """
 
     # Beyond this many entries, expired ones are swept (a busy ingest sees many jobs).
     _SWEEP_AT = 10_000
@@ -76,6 +83,10 @@ class OccupancyCache:
         self._clock = clock
         self._known: dict[str, tuple[float, bool]] = {}
         self._expired: set[str] = set()
+        # When each channel was last asked about: busy ones are read again ahead of expiry.
+        self._asked: dict[str, float] = {}
+        # The read under way of each channel being read.
+        self._reads: dict[str, asyncio.Task[None]] = {}
         self._refresh: asyncio.Task[None] | None = None
 
     def known_vacant(self, channel: str) -> bool:
@@ -87,7 +98,8 @@ class OccupancyCache:
         one round trip, and the viewer fetches those as soon as the next part shows the gap.
         """
         expires, occupied = self._known.get(channel, (0.0, True))
-        if expires <= self._clock() and not occupied:
+        now = self._asked[channel] = self._clock()
+        if expires <= now and not occupied and channel not in self._reads:
             self._expired.add(channel)
             if self._refresh is None:
                 self._refresh = asyncio.create_task(self._read_expired())
@@ -107,11 +119,36 @@ class OccupancyCache:
         """The subset of `channels` that is occupied, querying only for stale entries."""
         now = self._clock()
         wanted = set(channels)
-        stale = [c for c in wanted if self._known.get(c, (0.0, False))[0] <= now]
+        self._asked.update(dict.fromkeys(wanted, now))
+        stale = [c for c in wanted if self._expires(c) <= now]
         if stale:
-            found = await self._store.occupied(stale)
+            reads = {self._reads[c] for c in stale if c in self._reads}
+            unread = {c for c in stale if c not in self._reads}
+            if unread:
+                reads.add(self._start_read(unread, now))
+            # Shielded: an asker that is cancelled must not cancel a read others wait for.
+            await asyncio.shield(asyncio.gather(*reads))
+        # An answer another read swept meanwhile (it was about to expire) counts as watched.
+        return {c for c in wanted if self._known.get(c, (0.0, True))[1]}
+
+    def _start_read(self, channels: set[str], now: float) -> asyncio.Task[None]:
+        recent, ahead = now - self._ttl_s, now + self._ttl_s / 2
+        self._asked = {c: t for c, t in self._asked.items() if t > recent}
+        channels |= {c for c in self._asked if c not in self._reads and self._expires(c) <= ahead}
+        task = asyncio.create_task(self._read(channels, now))
+        self._reads.update(dict.fromkeys(channels, task))
+        return task
+
+    async def _read(self, channels: set[str], now: float) -> None:
+        try:
+            found = await self._store.occupied(list(channels))
             if len(self._known) > self._SWEEP_AT:
                 self._known = {c: v for c, v in self._known.items() if v[0] > now}
-            for channel in stale:
+            for channel in channels:
                 self._known[channel] = (now + self._ttl_s, channel in found)
-        return {c for c in wanted if self._known[c][1]}
+        finally:
+            for channel in channels:
+                del self._reads[channel]
+
+    def _expires(self, channel: str) -> float:
+        return self._known.get(channel, (0.0, False))[0]

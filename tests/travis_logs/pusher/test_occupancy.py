@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
@@ -83,3 +84,40 @@ async def test_cache_answers_from_memory_until_its_ttl_passes(
     assert await cache.occupied(channels) == {channels[1]}
     assert channels[1] in await cache.occupied([channels[1]])
     assert store.queries == 2
+
+
+async def test_busy_channels_are_read_again_together(
+    pool: asyncpg.Pool, new_job_id: Iterator[int]
+) -> None:
+    """Channels first seen at different times and asked about all the time are read again
+    a few queries a TTL, not one query each as their answers expire one by one."""
+    now = [100.0]
+    store = _CountingStore(pool)
+    cache = OccupancyCache(store, ttl_s=1.0, clock=lambda: now[0])
+    channels = [f"job-{next(new_job_id)}" for _ in range(100)]
+    for channel in channels:  # jobs starting 10 ms apart
+        await cache.occupied([channel])
+        now[0] += 0.01
+    first_reads = store.queries
+    await store.mark(channels[7], True)
+    for step in range(500):  # 5 s of parts: each channel's every 100 ms
+        cache.known_vacant(channels[step % 100])  # may read in the background
+        await cache.occupied(channels[step % 10 :: 10])
+        await asyncio.sleep(0)
+        now[0] += 0.01
+    assert first_reads == 100
+    assert store.queries - first_reads <= 50  # 5 TTLs; a query per channel as each expires: 900
+    assert await cache.occupied(channels) == {channels[7]}
+
+
+async def test_a_channel_being_read_is_not_read_again_meanwhile(
+    pool: asyncpg.Pool, new_job_id: Iterator[int]
+) -> None:
+    """Senders asking at once about the same new channels share one query and its answer."""
+    store = _CountingStore(pool)
+    cache = OccupancyCache(store, ttl_s=1.0)
+    channels = [f"job-{next(new_job_id)}" for _ in range(3)]
+    await store.mark(channels[1], True)
+    answers = await asyncio.gather(*(cache.occupied(channels[i:]) for i in range(3)))
+    assert answers == [{channels[1]}, {channels[1]}, set()]
+    assert store.queries == 1
