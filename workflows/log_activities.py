@@ -104,8 +104,9 @@ class LogActivities:
         """Read the object back and compare its size and SHA-256, as a local activity.
 
         Each S3 request has its deadline (travis_logs/transfer.py); a worker dying meanwhile
-        times out the workflow task, and the next worker runs the read again (it changes
-        nothing but the verdict).
+        times out the workflow task, and the next worker runs the read again: it changes
+        nothing but the verdict and, when the index object is missing or describes another
+        text, the index, rebuilt from the bytes it reads (writing it twice writes the same).
         """
         inp = VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256)
         return await self._local(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT)
