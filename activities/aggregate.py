@@ -66,7 +66,9 @@ SELECT id, octet_length(content) AS content_bytes, content_version, part_numbers
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
 # octet_length of a stored text is read from its header: no part's text is read here.
-_STORED = "SELECT number, coalesce(octet_length(content), 0) AS size FROM log_parts WHERE log_id = $1"
+_STORED = (
+    "SELECT number, coalesce(octet_length(content), 0) AS size FROM log_parts WHERE log_id = $1"
+)
 _CONTENT = "SELECT content FROM logs WHERE id = $1"
 _PART_CONTENT = """
 SELECT number, content FROM log_parts WHERE log_id = $1 AND number = ANY($2::integer[])

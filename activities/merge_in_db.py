@@ -13,7 +13,7 @@ import asyncpg
 from temporalio.exceptions import ApplicationError
 
 from travis_logs.merge import PartIndex
-from travis_logs.merge_plan import Fresh, Held, Plan, with_break
+from travis_logs.merge_plan import Fresh, Held, Piece, Plan, with_break
 
 # Byte offsets into the content's UTF-8 encoding, not `substring(content ...)` on the text:
 # a character offset is found by scanning from the start (the square of a log's size over
@@ -75,28 +75,22 @@ class Written:
     index: PartIndex
 
 
+# One piece as the statement's arrays take it: kind, start, size, number, literal.
+_Row = tuple[str, int | None, int, int | None, bytes | None]
+
+
+def _row(piece: Piece) -> _Row:
+    if isinstance(piece, Held):
+        return ("h", piece.start, piece.size, None, None)
+    if isinstance(piece, Fresh):
+        return ("p", None, piece.size, piece.number, None)
+    return ("m", None, len(piece.body), None, piece.body)
+
+
 async def execute(conn: asyncpg.Connection, log_id: int, plan: Plan) -> Written:
     """Under the row lock: write the planned merge as the log's content and part index."""
-    kinds, starts, sizes, numbers, literals = [], [], [], [], []
-    for piece in plan.pieces:
-        if isinstance(piece, Held):
-            kinds.append("h")
-            starts.append(piece.start)
-            sizes.append(piece.size)
-            numbers.append(None)
-            literals.append(None)
-        elif isinstance(piece, Fresh):
-            kinds.append("p")
-            starts.append(None)
-            sizes.append(piece.size)
-            numbers.append(piece.number)
-            literals.append(None)
-        else:
-            kinds.append("m")
-            starts.append(None)
-            sizes.append(len(piece.body))
-            numbers.append(None)
-            literals.append(piece.body)
+    columns = [list(column) for column in zip(*map(_row, plan.pieces), strict=True)]
+    kinds, starts, sizes, numbers, literals = columns or [[], [], [], [], []]
     marker_ord = None if plan.marker_at is None else plan.marker_at + 1
     slot = None
     if plan.marker_number is not None:

@@ -74,7 +74,9 @@ def plan(
     bytes indexed by `index` and its `stored` parts (number, byte size)."""
     head = content_bytes - index.indexed_bytes
     if head < 0:
-        raise ValueError(f"part index covers {index.indexed_bytes} bytes, the log has {content_bytes}")
+        raise ValueError(
+            f"part index covers {index.indexed_bytes} bytes, the log has {content_bytes}"
+        )
     held = set(index.numbers)
     new = sorted((n, size) for n, size in stored if n not in held)
     if len({n for n, _ in new}) != len(new):
@@ -107,14 +109,21 @@ def _joined(head: Held, entries: Sequence[tuple[int, Piece]], marker_number: int
         if piece.size == 0:
             continue
         last = pieces[-1] if pieces else None
-        if isinstance(piece, Held) and isinstance(last, Held):
-            if last.start + last.size == piece.start:
-                pieces[-1] = Held(last.start, last.size + piece.size)
-                continue
-        pieces.append(piece)
+        if _adjacent(last, piece):
+            assert isinstance(last, Held)
+            pieces[-1] = Held(last.start, last.size + piece.size)
+        else:
+            pieces.append(piece)
     numbers = tuple(n for n, _ in entries)
     sizes = tuple(_size(piece) for _, piece in entries)
     return Plan(tuple(pieces), PartIndex(numbers, sizes), marker_at, marker_number)
+
+
+def _adjacent(last: Piece | None, piece: Piece) -> bool:
+    """Whether `piece` is the content's range right after the range `last`."""
+    return (
+        isinstance(last, Held) and isinstance(piece, Held) and last.start + last.size == piece.start
+    )
 
 
 def _size(piece: Piece) -> int:

@@ -9,6 +9,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
+from activities.merge_in_db import execute
 from activities.models import (
     AggregateInput,
     ArchiveInput,
@@ -16,7 +17,6 @@ from activities.models import (
     PurgeInput,
     VerifyInput,
 )
-from activities.merge_in_db import execute
 from activities.purge import PurgeActivities
 from tests.helpers import log_row, store_parts, stored_numbers
 from travis_logs.archive_store import ArchiveStore

@@ -38,7 +38,9 @@ def _layout(rng: random.Random) -> tuple[bytes, PartIndex, list[tuple[int, bytes
     return base, index, fresh + redelivered, cut
 
 
-def _today(base: bytes, index: PartIndex, stored: list[tuple[int, bytes]], cut: Cut | None) -> Merged:
+def _today(
+    base: bytes, index: PartIndex, stored: list[tuple[int, bytes]], cut: Cut | None
+) -> Merged:
     merged = merge_unheld(base, index, stored)
     return finish(merged, cut) if cut is not None else merged
 
