@@ -5,6 +5,10 @@ merges exactly those that the content does not hold yet, and records them in the
 index. A part committed meanwhile is not in the index, so purge (which deletes only indexed
 numbers) leaves it for the next aggregation. Parts stay stored until purge.
 
+The merge is planned from sizes and numbers and executed by PostgreSQL in one UPDATE
+(activities.merge_in_db), so the log's text does not enter the worker; a log with active
+redaction rules and a purged log are merged here, in Python (see `_merge`).
+
 When the log was purged, the merge starts from the archive, checked against the size and
 SHA-256 recorded when it was verified, so a late part is spliced into the full log and never
 replaces it. Repeating the activity merges nothing twice: it is idempotent.
