@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import asyncpg
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -19,6 +21,7 @@ from activities.models import (
 )
 from activities.purge import PurgeActivities
 from tests.helpers import log_row, store_parts, stored_numbers
+from tests.merge_layouts import layout, merged_today
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.errors import ArchiveMismatch
 from travis_logs.log_limit import marker
@@ -202,3 +205,26 @@ async def test_a_part_gone_before_the_merge_writes_nothing(
         with pytest.raises(ApplicationError, match="changed during aggregation"):
             await execute(conn, log_id, planned)
     assert (await log_row(pool, job_id))["content"] is None
+
+
+async def test_the_statement_merges_random_layouts_as_the_merge_over_bytes(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """PostgreSQL executes a plan as `run` does: random held, fresh and cut layouts with
+    multibyte text give the bytes and index of `merge_unheld` (and `finish`)."""
+    log_id = await store_parts(pool, job_id, {})
+    for seed in range(40):
+        base, index, stored, cut = layout(random.Random(seed))
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM log_parts WHERE log_id = $1", log_id)
+            await conn.executemany(
+                "INSERT INTO log_parts (log_id, number, content) VALUES ($1, $2, $3)",
+                [(log_id, n, body.decode()) for n, body in stored],
+            )
+            await conn.execute("UPDATE logs SET content = $2 WHERE id = $1", log_id, base.decode())
+            planned = plan(len(base), index, [(n, len(b)) for n, b in stored], cut)
+            written = await execute(conn, log_id, planned)
+            content = await conn.fetchval("SELECT content FROM logs WHERE id = $1", log_id)
+        expected = merged_today(base, index, stored, cut)
+        assert content.encode() == expected.body, seed
+        assert (written.size, written.index) == (len(expected.body), expected.index), seed
