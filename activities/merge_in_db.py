@@ -22,42 +22,50 @@ from travis_logs.merge_plan import Fresh, Held, Piece, Plan, with_break
 # piece. Pieces are bytea, so a range may end anywhere; every piece ends at a part boundary
 # (parts are whole UTF-8), and convert_from checks the result once, whole.
 #
-# The log's bytes before the marker are `head`; when they end inside a line, a line break
-# goes before the marker and its indexed size ($10: its position in the index) is one more.
-# `planned` holds when every piece has the size planned: a fresh part gone or changed since
-# its size was read writes nothing (the caller raises, the activity is retried).
+# A range of the content is passed in chunks of at most _CHUNK_BYTES: the aggregate's sort
+# (ORDER BY) then holds at most work_mem of them and spills the rest to disk, where one row
+# of 64 MiB would be another copy of the log in the backend's memory.
+#
+# The marker (kind 'm') takes a line break first when the piece before it (the plan leaves
+# out empty pieces, so the log's bytes before the marker end with it) does not end in one;
+# its indexed size ($9: its position in the index) is then one more. `planned` holds when
+# every fresh part has the size planned: a part gone or changed since its size was read
+# writes nothing (the caller raises, the activity is retried). The held ranges need no such
+# check: the content does not change under the row lock.
 _MERGE = r"""
 WITH pieces AS (
-    SELECT s.ord, s.size,
-           CASE s.kind WHEN 'h' THEN substring(c.b FROM s.start + 1 FOR s.size)
-                       WHEN 'p' THEN convert_to(p.content, 'UTF8')
-                       ELSE s.lit END AS piece
+    SELECT s.ord, s.kind, s.size,
+           CASE s.kind
+               WHEN 'h' THEN substring(c.b FROM s.start + 1 FOR s.size)
+               WHEN 'p' THEN convert_to(p.content, 'UTF8')
+               ELSE CASE WHEN s.ord > 1 AND CASE ($2::text[])[s.ord - 1]
+                   WHEN 'h' THEN substring(
+                       c.b FROM ($3::integer[])[s.ord - 1] + ($4::integer[])[s.ord - 1] FOR 1)
+                   ELSE (SELECT substring(convert_to(q.content, 'UTF8')
+                                          FROM octet_length(q.content) FOR 1)
+                         FROM log_parts q
+                         WHERE q.log_id = $1 AND q.number = ($5::integer[])[s.ord - 1])
+                   END <> '\x0a'::bytea THEN '\x0a'::bytea || s.lit ELSE s.lit END
+           END AS piece
     FROM (SELECT coalesce(convert_to(content, 'UTF8'), '') AS b FROM logs
           WHERE id = $1 OFFSET 0) AS c
     CROSS JOIN unnest($2::text[], $3::integer[], $4::integer[], $5::integer[], $6::bytea[])
                WITH ORDINALITY AS s(kind, start, size, number, lit, ord)
     LEFT JOIN log_parts p ON s.kind = 'p' AND p.log_id = $1 AND p.number = s.number
-), joined AS (
-    SELECT string_agg(piece, '' ORDER BY ord) FILTER (WHERE $7::bigint IS NULL OR ord < $7)
-               AS head,
-           string_agg(piece, '' ORDER BY ord) FILTER (WHERE ord >= $7) AS rest,
-           coalesce(bool_and(coalesce(octet_length(piece), -1) = size), true) AS planned
-    FROM pieces
 ), merged AS (
-    SELECT head, rest, planned,
-           $7::bigint IS NOT NULL AND octet_length(head) > 0
-           AND substring(head FROM octet_length(head)) <> '\x0a'::bytea AS opened
-    FROM joined
+    SELECT string_agg(piece, '' ORDER BY ord) AS body,
+           coalesce(bool_and(kind <> 'p' OR coalesce(octet_length(piece), -1) = size), true)
+               AS planned,
+           coalesce(bool_or(kind = 'm' AND octet_length(piece) > size), false) AS opened
+    FROM pieces
 )
 UPDATE logs SET
-       content = convert_from(coalesce(m.head, '')
-                              || CASE WHEN m.opened THEN '\x0a'::bytea ELSE '' END
-                              || coalesce(m.rest, ''), 'UTF8'),
-       part_numbers = $8,
+       content = convert_from(coalesce(m.body, ''), 'UTF8'),
+       part_numbers = $7,
        part_sizes = CASE WHEN m.opened
-                         THEN ($9::integer[])[:$10::integer - 1] || ($9[$10] + 1)
-                              || ($9::integer[])[$10 + 1:]
-                         ELSE $9 END,
+                         THEN ($8::integer[])[:$9::integer - 1] || ($8[$9] + 1)
+                              || ($8::integer[])[$9 + 1:]
+                         ELSE $8 END,
        content_version = content_version + 1, aggregated_at = now(), updated_at = now(),
        archived_at = NULL, archive_verified = NULL, verified_at = NULL, purged_at = NULL
 FROM merged m
@@ -75,23 +83,26 @@ class Written:
     index: PartIndex
 
 
+_CHUNK_BYTES = 1 << 20
 # One piece as the statement's arrays take it: kind, start, size, number, literal.
 _Row = tuple[str, int | None, int, int | None, bytes | None]
 
 
-def _row(piece: Piece) -> _Row:
+def _rows(piece: Piece) -> list[_Row]:
     if isinstance(piece, Held):
-        return ("h", piece.start, piece.size, None, None)
+        end = piece.start + piece.size
+        starts = range(piece.start, end, _CHUNK_BYTES)
+        return [("h", at, min(_CHUNK_BYTES, end - at), None, None) for at in starts]
     if isinstance(piece, Fresh):
-        return ("p", None, piece.size, piece.number, None)
-    return ("m", None, len(piece.body), None, piece.body)
+        return [("p", None, piece.size, piece.number, None)]
+    return [("m", None, len(piece.body), None, piece.body)]
 
 
 async def execute(conn: asyncpg.Connection, log_id: int, plan: Plan) -> Written:
     """Under the row lock: write the planned merge as the log's content and part index."""
-    columns = [list(column) for column in zip(*map(_row, plan.pieces), strict=True)]
+    rows = [row for piece in plan.pieces for row in _rows(piece)]
+    columns = [list(column) for column in zip(*rows, strict=True)]
     kinds, starts, sizes, numbers, literals = columns or [[], [], [], [], []]
-    marker_ord = None if plan.marker_at is None else plan.marker_at + 1
     slot = None
     if plan.marker_number is not None:
         slot = plan.index.numbers.index(plan.marker_number) + 1
@@ -103,7 +114,6 @@ async def execute(conn: asyncpg.Connection, log_id: int, plan: Plan) -> Written:
         sizes,
         numbers,
         literals,
-        marker_ord,
         list(plan.index.numbers),
         list(plan.index.sizes),
         slot,
