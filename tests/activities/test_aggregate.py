@@ -9,6 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import merge_in_db
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.merge_in_db import execute
@@ -207,11 +208,18 @@ async def test_a_part_gone_before_the_merge_writes_nothing(
     assert (await log_row(pool, job_id))["content"] is None
 
 
+@pytest.mark.parametrize("chunk", [1 << 20, 3])
 async def test_the_statement_merges_random_layouts_as_the_merge_over_bytes(
-    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+    chunk: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """PostgreSQL executes a plan as `run` does: random held, fresh and cut layouts with
-    multibyte text give the bytes and index of `merge_unheld` (and `finish`)."""
+    multibyte text give the bytes and index of `merge_unheld` (and `finish`), also when the
+    content's ranges are passed in chunks that split characters."""
+    monkeypatch.setattr(merge_in_db, "_CHUNK_BYTES", chunk)
     log_id = await store_parts(pool, job_id, {})
     for seed in range(40):
         base, index, stored, cut = layout(random.Random(seed))
