@@ -5,6 +5,10 @@ merges exactly those that the content does not hold yet, and records them in the
 index. A part committed meanwhile is not in the index, so purge (which deletes only indexed
 numbers) leaves it for the next aggregation. Parts stay stored until purge.
 
+The merge is planned from sizes and numbers and executed by PostgreSQL in one UPDATE
+(activities.merge_in_db), so the log's text does not enter the worker; a log with active
+redaction rules and a purged log are merged here, in Python (see `_merge`).
+
 When the log was purged, the merge starts from the archive, checked against the size and
 SHA-256 recorded when it was verified, so a late part is spliced into the full log and never
 replaces it. Repeating the activity merges nothing twice: it is idempotent.
@@ -22,6 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
+from activities.merge_in_db import execute
 from activities.models import (
     AGGREGATE_LOG,
     INSPECT_LOG,
@@ -37,6 +42,7 @@ from travis_logs.completeness import missing_ranges
 from travis_logs.log_limit import CUT_COLUMNS, cut_of, finish, without_middle
 from travis_logs.logrow import TEXT_COLUMNS, RowText
 from travis_logs.merge import PartIndex, merge_unheld
+from travis_logs.merge_plan import plan
 from travis_logs.transfer import Progress
 
 _SNAPSHOT = f"""
@@ -55,7 +61,7 @@ SELECT l.id, l.final_number, l.content_version, {TEXT_COLUMNS},
 FROM logs l WHERE l.job_id = $1
 """
 _LOCKED_ROW = f"""
-SELECT id, content, octet_length(content) AS content_bytes, content_version, part_numbers,
+SELECT id, octet_length(content) AS content_bytes, content_version, part_numbers,
        part_sizes, final_number, {TEXT_COLUMNS}, removed_by IS NOT NULL AS removed,
        archive_size, archive_sha256, {CUT_COLUMNS},
        CASE WHEN archive_verified THEN archive_version END AS verified_version,
@@ -63,7 +69,11 @@ SELECT id, content, octet_length(content) AS content_bytes, content_version, par
              WHERE r.job_id = logs.job_id AND r.active) AS secrets
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
-_STORED_NUMBERS = "SELECT number FROM log_parts WHERE log_id = $1"
+# octet_length of a stored text is read from its header: no part's text is read here.
+_STORED = (
+    "SELECT number, coalesce(octet_length(content), 0) AS size FROM log_parts WHERE log_id = $1"
+)
+_CONTENT = "SELECT content FROM logs WHERE id = $1"
 _PART_CONTENT = """
 SELECT number, content FROM log_parts WHERE log_id = $1 AND number = ANY($2::integer[])
 """
@@ -129,14 +139,23 @@ class AggregateActivities:
 
 async def _new_numbers(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[list[int], int]:
     """Stored part numbers the log does not hold yet, and how many it holds already."""
-    stored = [r["number"] for r in await conn.fetch(_STORED_NUMBERS, row["id"])]
+    fresh, duplicates = await _fresh_parts(conn, row)
+    return [n for n, _ in fresh], duplicates
+
+
+async def _fresh_parts(
+    conn: asyncpg.Connection, row: asyncpg.Record
+) -> tuple[list[tuple[int, int]], int]:
+    """(number, byte size) of the stored parts the log does not hold yet, in number order,
+    and how many it holds already."""
+    stored = [(r["number"], r["size"]) for r in await conn.fetch(_STORED, row["id"])]
     held = set(row["part_numbers"])
-    fresh = sorted(n for n in stored if n not in held)
+    fresh = sorted((n, size) for n, size in stored if n not in held)
     return fresh, len(stored) - len(fresh)
 
 
 def _unchanged(row: asyncpg.Record, duplicates: int) -> AggregateResult:
-    size = row["content_bytes"] if row["content"] is not None else row["archive_size"]
+    size = row["content_bytes"] if row["has_text"] else row["archive_size"]
     cut = cut_of(row)
     return AggregateResult(
         log_id=row["id"],
@@ -157,10 +176,17 @@ async def _merge(
     conn: asyncpg.Connection, row: asyncpg.Record, base: bytes | None
 ) -> AggregateResult:
     """Under the row lock: merge exactly the parts stored now, write content and index."""
+    if base is None and not row["secrets"]:
+        return await _merge_in_db(conn, row)
+    # Here the text passes through the worker. A purged log's base is the archive, read from
+    # S3 by the worker. Active redaction rules mask the merged text (a secret split across
+    # late parts is whole only there) and the parts to match: `mask` and its spans are
+    # Python. The rules could move to SQL too (replace() over the concatenation, the parts'
+    # spans from the index), but masking must stay byte-identical to `mask`: not done yet.
     fresh, duplicates = await _new_numbers(conn, row)
     parts = await conn.fetch(_PART_CONTENT, row["id"], fresh)
     if base is None:
-        base = (row["content"] or "").encode()
+        base = ((await conn.fetchval(_CONTENT, row["id"])) or "").encode()
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
     fresh_parts = [(p["number"], (p["content"] or "").encode()) for p in parts]
     merged = merge_unheld(base, index, fresh_parts)
@@ -174,18 +200,42 @@ async def _merge(
     version = await conn.fetchval(
         _WRITE, row["id"], text, list(merged.index.numbers), list(merged.index.sizes)
     )
+    return _merged(row, version, len(merged.body), merged.index, len(parts), duplicates)
+
+
+async def _merge_in_db(conn: asyncpg.Connection, row: asyncpg.Record) -> AggregateResult:
+    """The merge planned from sizes and numbers and executed by PostgreSQL: the log's text
+    never enters the worker (travis_logs.merge_plan, activities.merge_in_db)."""
+    fresh, duplicates = await _fresh_parts(conn, row)
+    index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
+    planned = plan(row["content_bytes"] or 0, index, fresh, cut_of(row))
+    written = await execute(conn, row["id"], planned)
+    return _merged(
+        row, written.content_version, written.size, written.index, len(fresh), duplicates
+    )
+
+
+def _merged(
+    row: asyncpg.Record,
+    version: int,
+    size: int,
+    index: PartIndex,
+    merged: int,
+    duplicates: int,
+) -> AggregateResult:
+    cut = cut_of(row)
     return AggregateResult(
         log_id=row["id"],
         content_version=version,
         has_content=True,
         removed=row["removed"],
-        size=len(merged.body),
-        parts=len(merged.index.numbers),
-        merged=len(parts),
+        size=size,
+        parts=len(index.numbers),
+        merged=merged,
         duplicates=duplicates,
         from_archive=RowText.of(row).purged,
         verified_version=row["verified_version"],
-        missing=without_middle(missing_ranges(merged.index.numbers, row["final_number"]), cut),
+        missing=without_middle(missing_ranges(index.numbers, row["final_number"]), cut),
         elided_bytes=cut.elided_bytes if cut else 0,
         elided_parts=cut.elided_parts if cut else 0,
     )

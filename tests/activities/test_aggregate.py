@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import asyncpg
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import merge_in_db
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
+from activities.merge_in_db import execute
 from activities.models import (
     AggregateInput,
     ArchiveInput,
@@ -17,8 +22,12 @@ from activities.models import (
 )
 from activities.purge import PurgeActivities
 from tests.helpers import log_row, store_parts, stored_numbers
+from tests.merge_layouts import layout, merged_today
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.errors import ArchiveMismatch
+from travis_logs.log_limit import marker
+from travis_logs.merge import PartIndex
+from travis_logs.merge_plan import plan
 
 env = ActivityEnvironment()
 
@@ -132,3 +141,98 @@ async def test_missing_parts_are_known_from_the_row_also_after_purge(
     row = await log_row(pool, job_id)
     assert row["content"] == "a\nc\nd\ne\n"
     assert row["verified_at"] is None and row["aggregated_at"] is not None
+
+
+async def test_multibyte_text_around_the_pieces_merges_byte_exact(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Content ranges are cut by byte offset: multibyte characters on every side of a piece
+    (an unindexed head, held parts, late parts between them) come out whole."""
+    await store_parts(pool, job_id, {0: "é€", 2: "𝄞\n"})
+    await pool.execute("UPDATE logs SET content = 'ñ→' WHERE job_id = $1", job_id)  # PUT
+    activities = AggregateActivities(pool, store)
+    await env.run(activities.aggregate_log, AggregateInput(job_id))
+    await store_parts(pool, job_id, {1: "ü", 3: "€ß"})
+    merged = await env.run(activities.aggregate_log, AggregateInput(job_id))
+    row = await log_row(pool, job_id)
+    assert row["content"] == "ñ→é€ü𝄞\n€ß"
+    assert row["part_numbers"] == [0, 1, 2, 3] and row["part_sizes"] == [5, 2, 5, 5]
+    assert (merged.merged, merged.size) == (2, len("ñ→é€ü𝄞\n€ß".encode()))
+
+
+async def test_a_cut_log_merged_in_the_database_is_archived_byte_exact(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """A log past the limit: head, marker, tail as `finish` makes them, and the archive holds
+    exactly those bytes, also after a later part replaces the marker's counts."""
+    parts = {0: "a✓\n", 1: "b€", 2: "mid\n", 3: "mid\n", 4: "𝄞\n", 5: "ö"}
+    await store_parts(pool, job_id, parts)
+    await pool.execute(
+        "UPDATE logs SET elided_from = 2, tail_from = 4, head_bytes = 8, tail_bytes = 7,"
+        " elided_bytes = 8, elided_parts = 2 WHERE job_id = $1",
+        job_id,
+    )
+    await pool.execute(  # the ingest does not keep the middle
+        "DELETE FROM log_parts WHERE number IN (2, 3)"
+        " AND log_id = (SELECT id FROM logs WHERE job_id = $1)",
+        job_id,
+    )
+    activities = AggregateActivities(pool, store)
+    first = await env.run(activities.aggregate_log, AggregateInput(job_id))
+    line = marker(8, 2, line_open=True).decode()
+    assert (await log_row(pool, job_id))["content"] == f"a✓\nb€{line}𝄞\nö"
+    assert first.size == len(f"a✓\nb€{line}𝄞\nö".encode()) and first.elided_parts == 2
+    await store_parts(pool, job_id, {6: "→"})
+    await pool.execute("UPDATE logs SET elided_parts = 3 WHERE job_id = $1", job_id)
+    await env.run(activities.aggregate_log, AggregateInput(job_id))
+    row = await log_row(pool, job_id)
+    expected = f"a✓\nb€{marker(8, 3, line_open=True).decode()}𝄞\nö→".encode()
+    assert row["content"].encode() == expected
+    assert row["part_numbers"] == [0, 1, 2, 4, 5, 6]
+    assert sum(row["part_sizes"]) == len(expected)
+    written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
+    assert await store.fetch_recorded(job_id, written.size, written.sha256) == expected
+
+
+async def test_a_part_gone_before_the_merge_writes_nothing(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """The statement checks every piece against its planned size: a plan made from parts
+    that changed since is not written (the activity fails and is retried)."""
+    log_id = await store_parts(pool, job_id, {0: "a\n", 1: "b\n"})
+    planned = plan(0, PartIndex(), [(0, 2), (1, 2)], None)
+    await pool.execute("DELETE FROM log_parts WHERE log_id = $1 AND number = 1", log_id)
+    async with pool.acquire() as conn:
+        with pytest.raises(ApplicationError, match="changed during aggregation"):
+            await execute(conn, log_id, planned)
+    assert (await log_row(pool, job_id))["content"] is None
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 3])
+async def test_the_statement_merges_random_layouts_as_the_merge_over_bytes(
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+    chunk: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL executes a plan as `run` does: random held, fresh and cut layouts with
+    multibyte text give the bytes and index of `merge_unheld` (and `finish`), also when the
+    content's ranges are passed in chunks that split characters."""
+    monkeypatch.setattr(merge_in_db, "_CHUNK_BYTES", chunk)
+    log_id = await store_parts(pool, job_id, {})
+    for seed in range(40):
+        base, index, stored, cut = layout(random.Random(seed))
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM log_parts WHERE log_id = $1", log_id)
+            await conn.executemany(
+                "INSERT INTO log_parts (log_id, number, content) VALUES ($1, $2, $3)",
+                [(log_id, n, body.decode()) for n, body in stored],
+            )
+            await conn.execute("UPDATE logs SET content = $2 WHERE id = $1", log_id, base.decode())
+            planned = plan(len(base), index, [(n, len(b)) for n, b in stored], cut)
+            written = await execute(conn, log_id, planned)
+            content = await conn.fetchval("SELECT content FROM logs WHERE id = $1", log_id)
+        expected = merged_today(base, index, stored, cut)
+        assert content.encode() == expected.body, seed
+        assert (written.size, written.index) == (len(expected.body), expected.index), seed
