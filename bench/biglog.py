@@ -16,10 +16,8 @@ Each size runs twice: with glibc's allocator as deployed, and with its mmap thre
 is freed. The first is the worker's real peak; the second shows each step's own memory,
 which the first hides when a step reuses what an earlier one freed but glibc kept.
 
-With a log size limit in the settings (LOGS_MAX_BYTES) the log streams against it, 256 MiB
-by default; without one the whole log lands in PostgreSQL and is aggregated in the worker's
-memory, so the default is then 64 MiB (the limit's default size), which shows what the
-upload and verify cost beside the aggregation.
+The log streams against the size limit (LOGS_MAX_BYTES, 64 MiB by default): 256 MiB by
+default, `--mb 1024` for the 1 GB stream.
 
     .venv/bin/python bench/biglog.py
     .venv/bin/python bench/biglog.py --mb 1024
@@ -62,7 +60,6 @@ PART_CHARS = 64 * 1024
 BATCH = 16  # parts per intake call: 1 MiB, as an AMQP batch of large parts
 BUCKET = "travis-logs-biglog"
 TARGET_RATIO = 2.0
-UNLIMITED_MAX_MB = 256
 _HELD = """
 SELECT coalesce(octet_length(l.content), 0) AS content, l.archiving,
        (SELECT coalesce(sum(octet_length(p.content)), 0) FROM log_parts p
@@ -297,16 +294,9 @@ def report(result: Run, limit: int | None) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     base = Settings()
-    limit: int | None = getattr(base, "logs_max_bytes", None)
-    mb = args.mb or (256 if limit else 64)
-    if not limit and mb > UNLIMITED_MAX_MB:
-        # Measured: aggregation without a limit holds about 15 times the log at its peak.
-        raise SystemExit(
-            f"--mb {mb}: without LOGS_MAX_BYTES the worker aggregates the whole log in memory"
-            f" (about 15 times its size); at most {UNLIMITED_MAX_MB} MiB here"
-        )
-    against = f"against LOGS_MAX_BYTES {limit / MIB:.0f} MiB" if limit else "no size limit"
-    print(f"biglog bench: one {mb} MiB log, {against}")
+    limit = base.logs_max_bytes
+    mb = args.mb or 256
+    print(f"biglog bench: one {mb} MiB log, against LOGS_MAX_BYTES {limit / MIB:.0f} MiB")
     for label, allocator in (("glibc as deployed", {}), ("freed memory returned", RETURNING)):
         print(f"- worker with {label} {' '.join(f'{k}={v}' for k, v in allocator.items())}")
         report(await run(base, mb * MIB, allocator), limit)
@@ -316,9 +306,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--mb", type=int, help="MiB the job streams (default 256 with a size limit, else 64)"
-    )
+    parser.add_argument("--mb", type=int, help="MiB the job streams (default 256)")
     return parser.parse_args()
 
 
