@@ -217,9 +217,9 @@ async def viewer_log(
         if row is None:
             return ViewerLog(job_id)
         live = RowText.of(row).live
-        size = await queries.stored_bytes(conn, row["id"]) if live else 0
+        streamed = await queries.stored_bytes(conn, row["id"]) if live else 0
         # A streaming log too large to carry is read by range too: its parts stay unread here.
-        found = await queries.parts(conn, row["id"]) if live and size <= inline_bytes else []
+        found = await queries.parts(conn, row["id"]) if live and streamed <= inline_bytes else []
         pending = Pending(PartIndex(), []) if live else await pending_of(conn, row["id"])
         lifecycle = await queries.lifecycle(conn, row["id"])
     view = ViewerLog(job_id, complete=not live, parts=found, removed_by=row["removed_by"])
@@ -227,8 +227,8 @@ async def viewer_log(
     view.timeline = {k: v.isoformat() if v else None for k, v in timeline(lifecycle).items()}
     if live:
         view.content = row["content"] or ""
-        if size > inline_bytes:  # the page opens at the end of the parts so far, then follows
-            view.ranged, view.size = True, size
+        if streamed > inline_bytes:  # the page opens at the end of the parts so far, follows
+            view.ranged, view.size = True, streamed
         return view
     _, view.missing_parts = completeness(lifecycle)
     size = await _stored_size(archive, row) if not pending.parts else None
