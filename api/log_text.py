@@ -30,13 +30,14 @@ from travis_logs.log_limit import cut_of
 from travis_logs.logrow import RowText
 
 MISSING = "the log is purged but its archive is missing"
+CHANGED = "the log's parts changed while it was read (aggregated, replaced or cut): read it again"
 
 
 _PART_SIZES = (
     "SELECT number, octet_length(content) AS size FROM log_parts WHERE log_id = $1 ORDER BY number"
 )
 _PART_BODIES = (
-    "SELECT content FROM log_parts WHERE log_id = $1 AND number = ANY($2) ORDER BY number"
+    "SELECT number, content FROM log_parts WHERE log_id = $1 AND number = ANY($2) ORDER BY number"
 )
 
 
@@ -62,6 +63,8 @@ class StreamedParts:
         last = bisect_right(self.offsets, end) - 1
         wanted = self.numbers[first : last + 1]
         rows = await self.pool.fetch(_PART_BODIES, self.log_id, wanted)
+        if [r["number"] for r in rows] != wanted:  # dropped since: the offsets no longer hold
+            raise ApiError(409, CHANGED)
         held = "".join(r["content"] or "" for r in rows).encode()
         skip = self.offsets[first]
         return held[start - skip : end + 1 - skip]

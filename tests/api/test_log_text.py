@@ -15,6 +15,7 @@ from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
 from activities.purge import PurgeActivities
+from api.errors import ApiError
 from api.log_text import log_text
 from api.sessions import GRANT, issue
 from tests.api.conftest import TOKEN, running_api
@@ -260,3 +261,18 @@ async def test_a_streaming_log_is_sliced_from_the_parts_that_hold_the_range(
     for start in range(len(BODY)):
         for end in range(start, len(BODY), 3):
             assert await got.read(start, end) == BODY[start : end + 1], (start, end)
+
+
+async def test_a_streaming_log_whose_parts_go_while_it_is_read_is_a_409(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """A part dropped after the offsets were read (the log cut, replaced or aggregated): a
+    clear error, never bytes from the wrong place."""
+    await store_parts(pool, job_id, PARTS)
+    got = await log_text(pool, store, job_id)
+    assert got is not None
+    await pool.execute("DELETE FROM log_parts WHERE number = 2 AND log_id = $1", got.log_id)
+    assert await got.read(0, 3) == BODY[:4]
+    with pytest.raises(ApiError) as err:
+        await got.read(0, len(BODY) - 1)
+    assert err.value.status_code == 409
