@@ -88,6 +88,14 @@ async def parts(
     return [dict(r) for r in rows]
 
 
+async def stored_bytes(conn: asyncpg.Connection, log_id: int) -> int:
+    """The bytes of a log's stored parts, without reading them."""
+    size: int = await conn.fetchval(
+        "SELECT coalesce(sum(octet_length(content)), 0) FROM log_parts WHERE log_id = $1", log_id
+    )
+    return size
+
+
 async def log_id_for_job(pool: asyncpg.Pool, job_id: int) -> int | None:
     log_id: int | None = await pool.fetchval("SELECT id FROM logs WHERE job_id = $1", job_id)
     return log_id

@@ -76,8 +76,9 @@ class ViewerLog:
     missing_parts: list[list[int]] = field(default_factory=list)
     gaps: list[int] = field(default_factory=list)
     timeline: dict[str, str | None] = field(default_factory=dict)
-    # A finished log too large to carry (over VIEWER_INLINE_BYTES): no `content`; the page
-    # reads GET /logs/:id/index and byte ranges of GET /logs/:id/text, `size` bytes in all.
+    # A log too large to carry (over VIEWER_INLINE_BYTES): no `content` nor `parts`; the page
+    # reads GET /logs/:id/index and byte ranges of GET /logs/:id/text, `size` bytes in all
+    # (the parts so far when `complete` is false: the page then follows the later ones).
     ranged: bool = False
     size: int = 0
 
@@ -209,14 +210,16 @@ async def read_parts(
 async def viewer_log(
     pool: asyncpg.Pool, archive: ArchiveStore, job_id: int, inline_bytes: int
 ) -> ViewerLog:
-    """Where the viewer starts: a job without a log yet is simply one with no parts; a
-    finished log over `inline_bytes` is read by range (`ViewerLog.ranged`)."""
+    """Where the viewer starts: a job without a log yet is simply one with no parts; a log
+    over `inline_bytes`, finished or still streaming, is read by range (`ViewerLog.ranged`)."""
     async with queries.snapshot(pool) as conn:
         row = await queries.log_row(conn, "job_id", job_id)
         if row is None:
             return ViewerLog(job_id)
         live = RowText.of(row).live
-        found = await queries.parts(conn, row["id"]) if live else []
+        streamed = await queries.stored_bytes(conn, row["id"]) if live else 0
+        # A streaming log too large to carry is read by range too: its parts stay unread here.
+        found = await queries.parts(conn, row["id"]) if live and streamed <= inline_bytes else []
         pending = Pending(PartIndex(), []) if live else await pending_of(conn, row["id"])
         lifecycle = await queries.lifecycle(conn, row["id"])
     view = ViewerLog(job_id, complete=not live, parts=found, removed_by=row["removed_by"])
@@ -224,6 +227,8 @@ async def viewer_log(
     view.timeline = {k: v.isoformat() if v else None for k, v in timeline(lifecycle).items()}
     if live:
         view.content = row["content"] or ""
+        if streamed > inline_bytes:  # the page opens at the end of the parts so far, follows
+            view.ranged, view.size = True, streamed
         return view
     _, view.missing_parts = completeness(lifecycle)
     size = await _stored_size(archive, row) if not pending.parts else None

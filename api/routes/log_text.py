@@ -77,8 +77,8 @@ async def get_log_index(job_id: JobId, pool: PoolDep, archive: ArchiveDep) -> Re
     text = await log_text(pool, archive, job_id)
     if text is None:
         raise ApiError(404, "log not found")
-    if text.body is not None:
-        index = await index_of(pool, text.log_id, text.body)
+    if text.body is not None or text.parts is not None:
+        index = await index_of(pool, text.log_id, await text.whole())
         return JSONResponse(index.to_json())
     raw = await archive.fetch_index(job_id)
     if raw is None:

@@ -1,9 +1,10 @@
-// The viewer for a finished log too large to carry in the page: it reads the log's index
+// The viewer for a log too large to carry in the page: it reads the log's index
 // (GET /logs/:id/index: line starts every `line_step` lines, folds, timers, parts with their
 // arrival times) and then only the blocks of lines on screen, by byte range from
 // GET /logs/:id/text, the log's end first. The DOM holds the rows on screen plus a margin:
 // every row is one line high (long lines scroll sideways), so row r sits at r * rowHeight
-// and a spacer as tall as all rows gives the page its scroll bar.
+// and a spacer as tall as all rows gives the page its scroll bar. A log still streaming is
+// read this way up to its parts so far; viewer.js draws the later ones below (`start`'s `live`).
 (function () {
   "use strict";
 
@@ -14,14 +15,15 @@
   // --- the index ----------------------------------------------------------------------
 
   // Fold sections as the page uses them: [line, end) with the end line left visible (it
-  // carries what follows the end marker), the timers' durations inside, closed at first.
-  function foldsOf(index) {
+  // carries what follows the end marker), the timers' durations inside, closed at first
+  // (but for a section still running at a streaming log's end: its lines are the news).
+  function foldsOf(index, live) {
     return index.folds.map((f) => {
       const end = f.end_line == null ? index.lines + 1 : f.end_line;
       const ns = index.timers
         .filter((t) => t.line >= f.line && t.line < end && t.duration != null)
         .reduce((sum, t) => sum + t.duration, 0);
-      return { name: f.name, line: f.line, end, ns, open: false };
+      return { name: f.name, line: f.line, end, ns, open: live && f.end_line == null };
     });
   }
 
@@ -125,13 +127,34 @@
     return { lines, offsets };
   }
 
-  async function fetchBlock(state, index, k) {
+  async function fetchBytes(state, index, k) {
     const [start, end] = blockBytes(index, k);
     const response = await fetch(`/logs/${state.job_id}/text`, {
       headers: { "X-Log-Grant": state.grant, Range: `bytes=${start}-${end}` },
     });
     if (response.status !== 206) throw new Error(`GET /logs/${state.job_id}/text: ${response.status}`);
-    return parseBlock(new Uint8Array(await response.arrayBuffer()), start);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  async function fetchBlock(state, index, k) {
+    return parseBlock(await fetchBytes(state, index, k), blockBytes(index, k)[0]);
+  }
+
+  // Where a streaming log's live parts take over: after its last indexed part, and from its
+  // last line when that line is not complete yet (the next part continues it, so viewer.js
+  // draws it and the rows here stop before it). The last block is read here, first.
+  async function liveStart(state, index) {
+    const numbers = index.parts.number || [];
+    const live = { lastPart: numbers.length ? Math.max(...numbers) : -Infinity, tail: "", block: null };
+    const k = index.line_starts.length - 1;
+    if (k < 0 || !index.size) return live;
+    const bytes = await fetchBytes(state, index, k);
+    live.block = [k, parseBlock(bytes, blockBytes(index, k)[0])];
+    if (bytes[bytes.length - 1] !== 10) {
+      live.tail = new TextDecoder().decode(bytes.subarray(bytes.lastIndexOf(10) + 1));
+      index.lines -= 1;
+    }
+    return live;
   }
 
   // --- drawing ------------------------------------------------------------------------
@@ -316,14 +339,14 @@
     });
   }
 
-  function view(state, logEl, index) {
+  function view(state, logEl, index, live) {
     const spacer = element("div", "spacer");
     const frame = element("div", "frame");
     spacer.appendChild(frame);
     logEl.replaceChildren(spacer);
     logEl.classList.add("ranged");
     logEl.dataset.lines = String(index.lines);
-    const folds = foldsOf(index);
+    const folds = foldsOf(index, live);
     const v = { state, index, spacer, frame, folds, foldAt: new Map(folds.map((f) => [f.line, f])) };
     return Object.assign(v, {
       timers: timersByLine(index),
@@ -337,8 +360,9 @@
     });
   }
 
-  // Resolves once the log's end is asked for; rejects (with the answer's `status`) when the
-  // index cannot be read.
+  // Resolves once the log's end is asked for, with `live` for a streaming log (its last
+  // indexed part, and the text of its unfinished last line); rejects (with the answer's
+  // `status`) when the index cannot be read.
   async function start(state, logEl, setStatus) {
     const response = await fetch(`/logs/${state.job_id}/index`, {
       headers: { "X-Log-Grant": state.grant },
@@ -348,7 +372,14 @@
         status: response.status,
       });
     }
-    const v = view(state, logEl, await response.json());
+    const index = await response.json();
+    const live = state.complete ? null : await liveStart(state, index);
+    const v = view(state, logEl, index, !!live);
+    v.live = live;
+    if (live && live.block) {
+      v.blocks.set(...live.block);
+      v.loaded += 1;
+    }
     v.status = setStatus;
     layout(v);
     listen(v);

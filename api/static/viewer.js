@@ -6,6 +6,10 @@
 
   const state = JSON.parse(document.getElementById("state").textContent);
   const logEl = document.getElementById("log");
+  // Where parts are drawn: the log itself, or (a streaming log read by range) a box below the
+  // rows read by range, whose lines go on from `liveFrom.lines`, after part `liveFrom.part`.
+  let liveEl = logEl;
+  const liveFrom = { part: -Infinity, lines: 0 };
   const statusEl = document.getElementById("status");
   const parts = new Map(); // part number -> content
   let finalSeen = false;
@@ -88,7 +92,7 @@
   let view = null;
 
   function newView(root, openNames) {
-    const v = { root, stack: [root], style: newStyle(), number: 0, tail: "", tailNode: null };
+    const v = { root, stack: [root], style: newStyle(), number: liveFrom.lines, tail: "", tailNode: null };
     return Object.assign(v, { openNames, closed: false });
   }
 
@@ -166,7 +170,7 @@
     const drawn = drawable();
     if (view && view.closed && drawn.ready.length) rebuild = true;
     if (rebuild) {
-      applied = -Infinity;
+      applied = liveFrom.part;
       for (const n of parts.keys()) undrawn.add(n);
       return drawParts(drawable());
     }
@@ -193,8 +197,8 @@
     for (const n of ready) undrawn.delete(n);
     appendText(view, text, complete() && !gap);
     if (rebuild) {
-      logEl.replaceChildren(view.root);
-      view.root = view.stack[0] = logEl;
+      liveEl.replaceChildren(view.root);
+      view.root = view.stack[0] = liveEl;
       rebuild = false;
     }
     if (gap) askForGap();
@@ -303,7 +307,8 @@
   }
 
   function addPart(number, content, final) {
-    if (typeof number !== "number" || parts.has(number)) return;
+    // Parts up to `liveFrom.part` are in the rows read by range: a part is drawn once.
+    if (typeof number !== "number" || parts.has(number) || number <= liveFrom.part) return;
     parts.set(number, content || "");
     undrawn.add(number);
     if (number < applied) rebuild = true; // arrived after later ones were drawn
@@ -347,7 +352,8 @@
     filling = (async () => {
       do {
         fillAgain = false;
-        const known = await getParts("content=false");
+        const after = liveFrom.part === -Infinity ? "" : `&after=${liveFrom.part}`;
+        const known = await getParts("content=false" + after);
         if (known.length && known[0].id === undefined) {
           location.reload(); // "log aggregated": the page now starts from the whole log
           return;
@@ -413,11 +419,12 @@
   if (state.ranged) startRanged();
   else startWhole();
 
-  // A finished log too large to carry opens by range (viewer-ranged.js), at its end. A log
-  // archived before indexes were written has none: its whole text, drawn as before.
+  // A log too large to carry opens by range (viewer-ranged.js), at its end. A log archived
+  // before indexes were written has none: its whole text, drawn as before.
   function startRanged() {
-    setStatus("finished", "finished");
-    window.travisLogsRanged.start(state, logEl, setStatus).catch(async (err) => {
+    if (state.complete) setStatus("finished", "finished");
+    else setStatus("connecting");
+    window.travisLogsRanged.start(state, logEl, setStatus).then(followRanged, async (err) => {
       if (err.status !== 404) return setStatus("error (" + err.message + ")");
       const response = await fetch(`/logs/${state.job_id}/text`, {
         headers: { "X-Log-Grant": state.grant },
@@ -425,6 +432,28 @@
       if (!response.ok) return setStatus(`error (GET /logs/${state.job_id}/text: ${response.status})`);
       Object.assign(state, { content: await response.text(), ranged: false });
       startWhole();
+    });
+  }
+
+  // A streaming log read by range: its later parts are drawn below the rows, as a whole log's
+  // are. Parts stored between the index read and the subscription come with the fill that
+  // follows every subscription (`after` the last indexed part); any part also delivered over
+  // Pusher is kept once (`addPart`).
+  function followRanged(v) {
+    if (!v.live) return;
+    liveFrom.part = v.live.lastPart;
+    liveFrom.lines = v.index.lines;
+    filledUpTo = liveFrom.part;
+    state.content = v.live.tail;
+    liveEl = document.createElement("div");
+    liveEl.className = "live";
+    logEl.appendChild(liveEl);
+    render();
+    follow();
+    Object.defineProperties(window.travisLogsViewer, {
+      parts: { value: parts },
+      fillGaps: { value: fillGaps },
+      finalSeen: { get: () => finalSeen },
     });
   }
 

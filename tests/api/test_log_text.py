@@ -15,6 +15,8 @@ from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
 from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
 from activities.purge import PurgeActivities
+from api.errors import ApiError
+from api.log_text import log_text
 from api.sessions import GRANT, issue
 from tests.api.conftest import TOKEN, running_api
 from tests.helpers import store_parts
@@ -244,3 +246,33 @@ async def test_a_log_archived_without_an_index_says_so(
     assert got.status_code == 404 and "without an index" in got.json()["message"]
     lines = await client.get(f"/logs/{job_id}/text", params={"lines": "2-2"})
     assert lines.text == "line 2\n"  # read from the whole object instead
+
+
+async def test_a_streaming_log_is_sliced_from_the_parts_that_hold_the_range(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Parts only (no final part yet): every slice, across part boundaries and through a
+    two-byte character, is the merged text's, and the size is the parts' sum."""
+    await store_parts(pool, job_id, PARTS)
+    got = await log_text(pool, store, job_id)
+    assert got is not None and got.parts is not None and got.body is None
+    assert got.size == len(BODY)
+    assert await got.whole() == BODY
+    for start in range(len(BODY)):
+        for end in range(start, len(BODY), 3):
+            assert await got.read(start, end) == BODY[start : end + 1], (start, end)
+
+
+async def test_a_streaming_log_whose_parts_go_while_it_is_read_is_a_409(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """A part dropped after the offsets were read (the log cut, replaced or aggregated): a
+    clear error, never bytes from the wrong place."""
+    await store_parts(pool, job_id, PARTS)
+    got = await log_text(pool, store, job_id)
+    assert got is not None
+    await pool.execute("DELETE FROM log_parts WHERE number = 2 AND log_id = $1", got.log_id)
+    assert await got.read(0, 3) == BODY[:4]
+    with pytest.raises(ApiError) as err:
+        await got.read(0, len(BODY) - 1)
+    assert err.value.status_code == 409

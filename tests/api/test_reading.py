@@ -111,3 +111,19 @@ async def test_a_purged_log_is_503_when_s3_does_not_answer(
     finally:
         await swallower.close()
     assert response.status_code == 503 and "archive" in response.text
+
+
+async def test_a_streaming_log_over_the_inline_limit_carries_no_parts(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Parts only, no final part: up to the limit the page carries them; past it, only the
+    parts' size (the page reads the log by range, then follows it live)."""
+    sent = lines(range(1, 6))
+    await store_parts(pool, job_id, sent)
+    size = len("".join(sent.values()).encode())
+    carried = await viewer_log(pool, store, job_id, inline_bytes=size)
+    assert not carried.complete and not carried.ranged
+    assert [p["number"] for p in carried.parts] == [1, 2, 3, 4, 5]
+    ranged = await viewer_log(pool, store, job_id, inline_bytes=size - 1)
+    assert not ranged.complete and ranged.ranged and ranged.size == size
+    assert ranged.parts == [] and ranged.content == ""

@@ -1,6 +1,6 @@
-"""The viewer page of a large finished log in headless Chromium: it opens at the last line,
-reads earlier blocks by range as the reader scrolls up, folds and jumps to #L<n>, and keeps
-only the rows on screen in the DOM."""
+"""The viewer page of a large log in headless Chromium: it opens at the last line, reads
+earlier blocks by range as the reader scrolls up, folds and jumps to #L<n>, and keeps only
+the rows on screen in the DOM; a log still streaming goes on with its live parts."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from datetime import UTC
 import asyncpg
 import pytest
 import pytest_asyncio
+from temporalio.client import Client
 
 from tests.api.chromium import Page, executable, open_page
 from tests.api.test_log_text import purged
-from tests.api.test_viewer_browser import SCREENSHOTS
+from tests.api.test_viewer_browser import SCREENSHOTS, _stored
 from tests.helpers import store_parts
+from tests.ingest.ingest_support import broker, part, publish, running_ingest
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.log_index import build_index
+from travis_logs.settings import Settings
 from travis_logs.simulator.content import ContentOptions, job_output
 
 pytestmark = pytest.mark.browser
@@ -182,4 +185,67 @@ async def test_a_large_log_archived_without_an_index_is_shown_whole(
     await page.wait_for("document.getElementById('log').dataset.lines === '11000'", timeout=60)
     assert await page.eval(f"{TEXT_OF}(11000)") == lines[-1]
     assert await page.eval("document.getElementById('status').textContent") == "finished"
+    assert page.console == []
+
+
+# The text of line n, or null while it is not drawn.
+TEXT_IF = f"(n => document.getElementById('L' + n) && {TEXT_OF}(n))"
+
+
+async def test_a_streaming_log_opens_at_its_end_by_range_and_goes_on_live(
+    page: Page,
+    api_url: str,
+    api_settings: Settings,
+    pool: asyncpg.Pool,
+    temporal_client: Client,
+    job_id: int,
+) -> None:
+    """A log still streaming, over VIEWER_INLINE_BYTES (2 MiB): the page reads its end by
+    range (few rows in the DOM), then draws each later part once, at the end: a part stored
+    while the page was not subscribed comes with the fill after the subscription, and one
+    that comes both over Pusher and with a fill is drawn once."""
+    text = simulated_text(3 * 2**20)
+    text = (text if text.endswith("\n") else text + "\n") + "the line goes on"
+    chunks = [text[i : i + PART_CHARS // 4] for i in range(0, len(text), PART_CHARS // 4)]
+    parts = dict(enumerate(chunks, start=1))
+    await store_parts(pool, job_id, parts)  # no final part: the log is streaming
+    lines = text.split("\n")
+    last, after = len(lines), len(parts)
+
+    async with (
+        running_ingest(api_settings, pool, temporal_client),
+        broker(api_settings) as (_, topology),
+    ):
+        await page.goto(f"{api_url}/jobs/{job_id}")
+        await page.wait_for("document.getElementById('status').textContent === 'live'")
+        await page.wait_for(f"{ON_SCREEN}({last - 1}) && {ON_SCREEN}({last})", timeout=SLOW_S)
+        assert await page.eval("window.travisLogsViewer.ranged") is True
+        assert await page.eval(f"{TEXT_OF}({last - 1})") == _shown(lines[-2])
+        # The unfinished last line is drawn once, where its next part will continue it.
+        assert await page.eval(f"{TEXT_OF}({last})") == "the line goes on"
+        assert await page.eval(ROWS) < 300
+        assert await page.eval(BLOCKS) <= 2
+
+        # Published while the page is not subscribed (as between its index read and its
+        # subscription): the fill after the (re)subscription brings it.
+        await page.eval("window.travisLogsPusher.disconnect()")
+        await publish(topology, api_settings, [part(job_id, after + 1, ", and on\nback\n")])
+        await _stored(pool, job_id, after + 1)
+        await page.eval("window.travisLogsPusher.connect()")
+        await page.wait_for(f"{TEXT_IF}({last + 1}) === 'back'")
+        assert await page.eval(f"{TEXT_OF}({last})") == "the line goes on, and on"
+
+        # Published now: over Pusher, at the end; a fill that finds it too adds nothing.
+        await publish(topology, api_settings, [part(job_id, after + 2, "live at the end\n")])
+        await page.wait_for(f"{TEXT_IF}({last + 2}) === 'live at the end'")
+        await _stored(pool, job_id, after + 2)
+        await page.eval("window.travisLogsViewer.fillGaps()")
+        assert await page.eval("document.getElementById('log').dataset.lines") == str(last + 2)
+        assert await page.eval(f"document.getElementById('L{last + 3}')") is None
+        ids = "[...document.querySelectorAll('#log .line')].map(l => l.id)"
+        drawn = await page.eval(ids)
+        assert len(drawn) == len(set(drawn))
+        assert await page.eval(f"{ON_SCREEN}({last + 2})")
+        assert await page.eval(ROWS) < 300
+        await page.screenshot(SCREENSHOTS / "viewer-ranged-live.png")
     assert page.console == []
