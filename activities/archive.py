@@ -176,7 +176,7 @@ class ArchiveActivities:
         content = _Content(self._pool, upload, progress, self._store.part_bytes)
         write = self._write(upload, content, inp.rewrite, row["unarchived"], progress)
         uploaded = await heartbeating(write, progress)
-        await heartbeating(self._index(upload, content, progress), progress)
+        await heartbeating(self._index(upload, content, uploaded, progress), progress)
         await self._pool.execute(_RECORD, row["id"], what.version, what.size, what.sha256)
         return ArchiveResult(what.version, what.size, what.sha256, uploaded)
 
@@ -211,16 +211,26 @@ class ArchiveActivities:
             f"job {upload.job_id}: the archive kept changing", type="ArchiveConflict"
         )
 
-    async def _index(self, upload: _Upload, content: _Content, progress: Progress) -> None:
-        """Write the log's index unless the one beside it is this log's already (or a newer
-        round's): from the upload's read of the content, or a read of its own when the
-        upload had nothing to write."""
+    async def _index(
+        self, upload: _Upload, content: _Content, uploaded: bool, progress: Progress
+    ) -> None:
+        """Write the log's index: at once after an upload, from the upload's read of the
+        content; otherwise (the object held this version already) unless the one beside it
+        is this log's already or a newer round's, from a read of its own.
+
+        After an upload the index beside it can only be older than this log (the upload
+        checked that S3 held no newer version), so looking at it first would cost every
+        lifecycle an S3 request for nothing. A newer round writing meanwhile may find its
+        index overwritten by this older one: its verify reads the index, sees another
+        version and rebuilds it from the bytes it reads."""
         what = upload.what
-        stored = await self._store.read_index(upload.job_id, progress)
-        if stored is not None and stored.version is not None and stored.version > what.version:
-            return  # a newer content version's round wrote it
-        if not index_problem(stored, what.version, what.sha256, what.size):
-            return
+        if not uploaded:
+            stored = await self._store.read_index(upload.job_id, progress)
+            newer = stored is not None and (stored.version or 0) > what.version
+            if newer:
+                return  # a newer content version's round wrote it
+            if not index_problem(stored, what.version, what.sha256, what.size):
+                return
         if content.indexed is None:
             async with aclosing(content.chunks()) as chunks:
                 async for _ in chunks:
