@@ -176,9 +176,9 @@ class ArchiveActivities:
         content = _Content(self._pool, upload, progress, self._store.part_bytes)
         write = self._write(upload, content, inp.rewrite, row["unarchived"], progress)
         uploaded = await heartbeating(write, progress)
-        await heartbeating(self._index(upload, content, uploaded, progress), progress)
+        checked = await heartbeating(self._index(upload, content, uploaded, progress), progress)
         await self._pool.execute(_RECORD, row["id"], what.version, what.size, what.sha256)
-        return ArchiveResult(what.version, what.size, what.sha256, uploaded)
+        return ArchiveResult(what.version, what.size, what.sha256, uploaded, checked)
 
     async def _write(
         self,
@@ -213,7 +213,7 @@ class ArchiveActivities:
 
     async def _index(
         self, upload: _Upload, content: _Content, uploaded: bool, progress: Progress
-    ) -> None:
+    ) -> bool:
         """Write the log's index: at once after an upload, from the upload's read of the
         content; otherwise (the object held this version already) unless the one beside it
         is this log's already or a newer round's, from a read of its own.
@@ -222,21 +222,22 @@ class ArchiveActivities:
         checked that S3 held no newer version), so looking at it first would cost every
         lifecycle an S3 request for nothing. A newer round writing meanwhile may find its
         index overwritten by this older one: its verify reads the index, sees another
-        version and rebuilds it from the bytes it reads."""
+        version and rebuilds it from the bytes it reads. True when the index beside the log
+        is now this version's."""
         what = upload.what
         if not uploaded:
             stored = await self._store.read_index(upload.job_id, progress)
             newer = stored is not None and (stored.version or 0) > what.version
             if newer:
-                return  # a newer content version's round wrote it
+                return False  # a newer content version's round wrote it
             if not index_problem(stored, what.version, what.sha256, what.size):
-                return
+                return True
         if content.indexed is None:
             async with aclosing(content.chunks()) as chunks:
                 async for _ in chunks:
                     pass  # the read indexes what it reads
         assert content.indexed is not None  # a read that ends sets it
-        await write_index(
+        return await write_index(
             self._pool,
             self._store,
             upload.log_id,
@@ -250,10 +251,13 @@ class ArchiveActivities:
     @activity.defn(name=VERIFY_ARCHIVE.name)
     async def verify_archive(self, inp: VerifyInput) -> VerifyResult:
         """Read the object back: verified when size, SHA-256 and version are what was written.
-        An index beside it that is not this log's is rebuilt from the bytes read back."""
+        An index beside it that is not this log's is rebuilt from the bytes read back; one
+        that the archive round wrote or checked is not read again."""
         progress = Progress()
-        stored_index = await self._store.read_index(inp.job_id, progress)
-        index_wrong = index_problem(stored_index, inp.content_version, inp.sha256, inp.size)
+        index_wrong = ""
+        if not inp.index_checked:
+            stored_index = await self._store.read_index(inp.job_id, progress)
+            index_wrong = index_problem(stored_index, inp.content_version, inp.sha256, inp.size)
         builder = IndexBuilder() if index_wrong else None
         read = self._store.digest(inp.job_id, progress, sink=builder.feed if builder else None)
         digest = await heartbeating(read, progress)

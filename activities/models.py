@@ -95,6 +95,9 @@ class ArchiveResult:
     size: int
     sha256: str
     uploaded: bool  # False: the object held exactly this version already
+    # The index beside it is this version's: written by this round (S3 checked the PUT's
+    # SHA-256) or read and found right. Verify then reads only the log.
+    index_checked: bool = False
 
 
 @dataclass
@@ -103,6 +106,7 @@ class VerifyInput:
     content_version: int
     size: int
     sha256: str
+    index_checked: bool = False  # ArchiveResult.index_checked: the index needs no read
 
 
 @dataclass

@@ -108,7 +108,13 @@ class LogActivities:
         nothing but the verdict and, when the index object is missing or describes another
         text, the index, rebuilt from the bytes it reads (writing it twice writes the same).
         """
-        inp = VerifyInput(self._job_id, archived.content_version, archived.size, archived.sha256)
+        inp = VerifyInput(
+            self._job_id,
+            archived.content_version,
+            archived.size,
+            archived.sha256,
+            archived.index_checked,
+        )
         return await self._local(VERIFY_ARCHIVE, inp, summary, TRANSFER_TIMEOUT)
 
     async def purge(self, version: int, summary: str) -> PurgeResult:

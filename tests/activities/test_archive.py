@@ -229,3 +229,27 @@ async def test_a_failed_verify_leaves_the_index_alone(
     damaged = await env.run(archive.verify_archive, check)
     assert not damaged.verified and damaged.index_rebuilt == ""
     assert await store.read_index(job_id) is None
+
+
+async def test_the_round_vouches_for_its_index_and_a_retry_puts_a_lost_one_back(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """An upload writes the index it read the log for: verify then reads only the log (one
+    S3 request less per lifecycle). A retry that finds the log already written reads the
+    index, and writes it again when it is gone."""
+    await aggregated(pool, store, job_id, "one\ntwo\n")
+    env = ActivityEnvironment()
+    archive = ArchiveActivities(pool, store)
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
+    assert written.uploaded and written.index_checked
+    await store.delete_index(job_id)
+    vouched = VerifyInput(
+        job_id, written.content_version, written.size, written.sha256, index_checked=True
+    )
+    verified = await env.run(archive.verify_archive, vouched)
+    assert verified.verified and verified.index_rebuilt == ""  # the index was not read
+    assert await store.fetch_index(job_id) is None
+    again = await env.run(archive.archive_log, ArchiveInput(job_id))
+    assert not again.uploaded and again.index_checked
+    good, version = await index_state(store, job_id)
+    assert good is not None and version == written.content_version
