@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from tests.api.chromium import Page, executable, open_page
 from tests.helpers import free_port, open_store
 from tests.pusher_support import ensure_pusher_js, pusher_settings, serve, server_config
 from travis_logs.localpusher.app import create_app as create_pusher_app
@@ -183,3 +184,13 @@ async def log_worker(
         activities = lifecycle_activities(pool, store)
         async with build_worker(temporal_env.client, api_settings, activities):
             yield
+
+
+# One browser tab per test module (the browser tests drive the viewer page through it).
+@pytest_asyncio.fixture(scope="module")
+async def page() -> AsyncIterator[Page]:
+    binary = executable()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    async with open_page(binary) as tab:
+        yield tab

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from tests.api.chromium import Page, executable, open_page
+from tests.api.chromium import Page
 from tests.helpers import assert_eventually
 from tests.ingest.ingest_support import broker, part, publish, running_ingest
 from travis_logs.settings import Settings
@@ -33,15 +33,6 @@ LINE_TEXTS = """[...document.querySelectorAll('#log .line')].map(
   l => [...l.childNodes].filter(n => !n.classList.contains('num')
     && !n.classList.contains('fold-name')).map(n => n.textContent).join(''))"""
 VISIBLE = "(id => document.getElementById(id).checkVisibility())"
-
-
-@pytest_asyncio.fixture(scope="module")
-async def page() -> AsyncIterator[Page]:
-    binary = executable()
-    if binary is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    async with open_page(binary) as tab:
-        yield tab
 
 
 async def check_rendering(page: Page, job_id: int) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC
 
 import asyncpg
@@ -14,7 +13,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from tests.api.chromium import Page, executable, open_page
+from tests.api.chromium import Page
 from tests.api.test_log_text import purged
 from tests.api.test_viewer_browser import SCREENSHOTS, _stored
 from tests.helpers import store_parts
@@ -50,15 +49,6 @@ def simulated_text(size: int) -> str:
     """A simulated job log as the ingest keeps it (the bytes that are not UTF-8 dropped)."""
     writes = job_output(random.Random(7), ContentOptions(log_bytes=size))
     return b"".join(w.data for w in writes).decode(errors="ignore").replace("\x00", "")
-
-
-@pytest_asyncio.fixture(scope="module")
-async def page() -> AsyncIterator[Page]:
-    binary = executable()
-    if binary is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    async with open_page(binary) as tab:
-        yield tab
 
 
 @pytest_asyncio.fixture

@@ -54,17 +54,22 @@ async def finish(env: WorkflowEnvironment, handle: Handle) -> LogWorkflowState:
     raise AssertionError("the run did not close")
 
 
-async def test_window_1_a_part_during_aggregation_is_archived_before_the_run_ends(
-    time_skipping_env: WorkflowEnvironment, log: FakeLog
-) -> None:
-    settings = settings_for()
+def part_1_late(env: WorkflowEnvironment, settings: Settings, log: FakeLog, after: str) -> None:
+    """Parts 0, 2 and the final 3 stored; part 1 stored and signalled once `after` ran."""
     log.store({0: "a\n", 2: "c\n", 3: ""}, final=3)
 
     async def late() -> None:
         log.store({1: "b\n"})
-        await signal(time_skipping_env, settings, {1: False})
+        await signal(env, settings, {1: False})
 
-    log.after("aggregate_log", late)
+    log.after(after, late)
+
+
+async def test_window_1_a_part_during_aggregation_is_archived_before_the_run_ends(
+    time_skipping_env: WorkflowEnvironment, log: FakeLog
+) -> None:
+    settings = settings_for()
+    part_1_late(time_skipping_env, settings, log, after="aggregate_log")
     async with build_worker(time_skipping_env.client, settings, log.activities()):
         handle = await signal(time_skipping_env, settings, {0: False, 3: True})
         state = await finish(time_skipping_env, handle)
@@ -76,13 +81,7 @@ async def test_window_2_a_part_during_the_purge_is_merged_by_the_same_run(
     time_skipping_env: WorkflowEnvironment, log: FakeLog
 ) -> None:
     settings = settings_for()
-    log.store({0: "a\n", 2: "c\n", 3: ""}, final=3)
-
-    async def late() -> None:
-        log.store({1: "b\n"})
-        await signal(time_skipping_env, settings, {1: False})
-
-    log.after("purge_log", late)
+    part_1_late(time_skipping_env, settings, log, after="purge_log")
     async with build_worker(time_skipping_env.client, settings, log.activities()):
         handle = await signal(time_skipping_env, settings, {0: False, 3: True})
         first_run = (await handle.describe()).run_id
