@@ -3,8 +3,9 @@
 Starts `travis-logs dev --no-simulate` (its own database, data directory, ports, AMQP
 names; the Pusher existence check on, quiet period 2 s) and, for each C, keeps C jobs
 streaming: a part every 500 ms of 80-1,653 bytes, jobs of 60 s whose starts are spread out
-(each slot's first job is cut short, its last one too, so C jobs stream at every moment),
-a new job replacing each finished one. It measures:
+(the slots start one after the other over the first 10 s, each with a job cut short; each
+slot's last job runs its full length, so the level ends as it ran, without C final parts
+at once), a new job replacing each finished one. It measures:
 
 * parts/s offered, sent and stored (the ingest's own counter);
 * live latency: pusher-js (node) watches a sample of channels; each part carries its
@@ -22,8 +23,8 @@ a new job replacing each finished one. It measures:
   (bench/footprint.py).
 
 One row per C (each on a fresh stack), then the largest C that meets every target.
-Bounded: each C runs `--generations` x `--job-s` seconds plus the drain and the wait for
-the last purges. PostgreSQL and RabbitMQ are shared with whatever else runs here: their CPU
+Bounded: each C runs `--generations` x `--job-s` seconds, up to one more job length while
+the last jobs end, plus the drain and the wait for the last purges. PostgreSQL and RabbitMQ are shared with whatever else runs here: their CPU
 columns (and the WAL figure) count all of it. `--variant NAME:KEY=VALUE,...` compares
 configurations (the stack's environment) in one run, taking turns at each C.
 
@@ -56,6 +57,7 @@ import asyncpg
 import httpx
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from prometheus_client.parser import text_string_to_metric_families
+from stamina.instrumentation import set_on_retry_hooks
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -84,6 +86,7 @@ from workflows.models import workflow_id
 PART_S = 0.5  # travis-worker flushes every 500 ms
 MIN_BYTES, MAX_BYTES = 80, 1653
 QUIET_S = 2.0
+RAMP_S = 10.0  # the slots' first jobs start one after the other over this long
 FILLER = "".join(random.Random(12).choices("abcdefghijklmnopqrstuvwxyz 0123456789", k=4096))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROCESSES = ("ingest", "worker", "api", "pusher-server", "temporal", "s3-server")
@@ -105,14 +108,27 @@ class Slot:
         return start + (self.number - 1) * PART_S
 
 
-def plan_slots(c: int, run_s: float, job_s: float, first_job: int, sample: int) -> list[Slot]:
-    """C slots whose job boundaries are spread evenly over one job length."""
+def plan_slots(
+    c: int, run_s: float, job_s: float, first_job: int, sample: int, *, end_together: bool = False
+) -> list[Slot]:
+    """C slots whose job boundaries are spread evenly over one job length.
+
+    A slot's first job is cut short, so that C jobs stream within the first `RAMP_S` (the
+    slots start one after the other over it, as C new logs at once would be a burst of C
+    runs started); its last job runs its full length past `run_s`, so jobs end as spread
+    out as they started. Cut at `run_s` instead (`end_together`), all C final parts come
+    at once: a burst of C lifecycles in the last half second, not the steady load a level
+    measures.
+    """
     step = max(1, c // sample)
+    ramp_s = min(RAMP_S, job_s / 4)
     slots = []
     for s in range(c):
-        starts = [0.0, *_boundaries((s + 0.5) / c * job_s, job_s, run_s)]
+        starts = [s / c * ramp_s, *_boundaries((s + 0.5) / c * job_s, job_s, run_s)]
+        spread = len(starts) > 1 and not end_together
+        last_end = starts[-1] + job_s if spread else run_s
         jobs = []
-        for k, (start, end) in enumerate(zip(starts, [*starts[1:], run_s], strict=True)):
+        for k, (start, end) in enumerate(zip(starts, [*starts[1:], last_end], strict=True)):
             parts = max(2, round((end - start) / PART_S))
             jobs.append((first_job + s * 100 + k, start, parts))
         slots.append(Slot(jobs, sample=s % step == 0))
@@ -455,10 +471,12 @@ class Row:
     budget: Budget
     written: Writes
     sdk: SdkMetrics
+    planned: int  # parts the schedule holds
 
     @property
     def offered(self) -> float:
-        return 2 * self.c
+        # 2 C parts/s while C jobs stream, fewer as the last jobs end one by one.
+        return self.planned / self.seconds
 
     def backlog_cleared(self) -> bool:
         """The broker's backlog back to zero within 1 s, during the load and after it."""
@@ -547,7 +565,7 @@ async def level(
 ) -> Row:
     run_s = args.generations * args.job_s
     first_job = random.randrange(10**12, 2 * 10**12)
-    slots = plan_slots(c, run_s, args.job_s, first_job, args.sample)
+    slots = plan_slots(c, run_s, args.job_s, first_job, args.sample, end_together=args.end_together)
     channels = [f"job-{j}" for s in slots if s.sample for j, _, _ in s.jobs]
     exchange = await channel.get_exchange(stk.settings.amqp_exchange)
     sent, backlog = Sent(), list[int]()
@@ -583,7 +601,7 @@ async def level(
         purge, len(sent.finals) - len(purge), backlog,
         (len(report.matched), len(sent.manifest().jobs)), len(sent.finals),
         {k: cpu1[k] - cpu0[k] for k in cpu0}, {k: rss_mib(v) for k, v in stk.pids().items()},
-        pct(sent.lag, 99), costs, written, sdk,
+        pct(sent.lag, 99), costs, written, sdk, sum(p for s in slots for _, _, p in s.jobs),
     )  # fmt: skip
 
 
@@ -669,6 +687,9 @@ async def run_variant(
 
 
 async def main(args: argparse.Namespace) -> None:
+    # stamina's default hook prints a bare "stamina.retry_scheduled" for every wait of the
+    # stack's start-up checks; the processes turn it off the same way (configure_logging).
+    set_on_retry_hooks([])
     ensure_pusher_js()
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, "dev")  # moto takes any credentials; boto insists on some
@@ -711,6 +732,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--drain-s", type=float, default=120, help="longest wait for the backlog to drain (120)"
+    )
+    parser.add_argument(
+        "--end-together",
+        action="store_true",
+        help="cut every slot's last job at the level's end: C final parts at once (a burst)",
     )
     parser.add_argument(
         "--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",

@@ -1,8 +1,9 @@
 """The regression guard: the lifecycle and capacity benches on a base commit and on this tree.
 
 Checks the base commit out into a git worktree of its own (in a temporary folder, removed
-afterwards), and runs `bench/lifecycle.py` and `bench/capacity.py` of each tree with this
-environment's interpreter and packages, the tree's own code first on PYTHONPATH. The runs
+afterwards) with this tree's bench/ copied over its own (`--base-benches` keeps the base's),
+and runs `bench/lifecycle.py` and `bench/capacity.py` in each tree with this environment's
+interpreter and packages, the tree's own code first on PYTHONPATH. The runs
 take turns (base, current, base, current, ...: one C at a time), so the load of a shared
 machine, which drifts over minutes, falls on both alike. Then it prints the figures of both
 side by side, with the ratio current / base.
@@ -20,6 +21,7 @@ import contextlib
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,8 +67,10 @@ class Tree:
 
 
 @contextlib.contextmanager
-def base_tree(commit: str) -> Iterator[Tree]:
-    """`commit` checked out in a temporary worktree, with this tree's node_modules."""
+def base_tree(commit: str, own_benches: bool) -> Iterator[Tree]:
+    """`commit` checked out in a temporary worktree, with this tree's node_modules and,
+    unless `own_benches`, this tree's bench/: both trees are measured by the same benches
+    (a change of a bench's load would otherwise show as a change of the code)."""
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp:
         root = Path(tmp) / "base"
         git = ["git", "-C", str(HERE)]
@@ -75,6 +79,8 @@ def base_tree(commit: str) -> Iterator[Tree]:
             modules = HERE / "node_modules"
             if modules.is_dir():  # pusher-js for the capacity bench's browser stand-in
                 (root / "node_modules").symlink_to(modules)
+            if not own_benches:
+                shutil.copytree(HERE / "bench", root / "bench", dirs_exist_ok=True)
             yield Tree(f"base {commit}", root)
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(root)], check=False)
@@ -140,7 +146,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     current = Tree("current", HERE)
     report: list[str] = []
-    with base_tree(args.base) as base:
+    with base_tree(args.base, args.base_benches) as base:
         trees = (base, current)
         if args.logs:
             texts = [
@@ -175,6 +181,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--generations", type=int, default=2, help="capacity: jobs per slot (2)")
     parser.add_argument("--logs", type=int, default=200, help="lifecycle: logs (200; 0 skips)")
     parser.add_argument("--out", help="where the outputs are kept (default: a temporary folder)")
+    parser.add_argument(
+        "--base-benches",
+        action="store_true",
+        help="run the base commit's own bench/ on it (default: this tree's, on both)",
+    )
     return parser.parse_args()
 
 
