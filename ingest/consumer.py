@@ -2,11 +2,13 @@
 
 Batching, dead-lettering and acks are done here; where a part goes is `PartIntake`'s. Per
 batch: invalid messages are published to the dead-letter exchange (confirmed) with their
-reason; the valid parts go to the intake, patiently (stored in one transaction, the
-transition signals accepted by Temporal); then one multiple ack per channel. Nothing is
-acked before its commit and its signals, and nothing is requeued: a database outage is
-waited out while the broker keeps the unacked messages, and a part the intake refuses (it
-failed alone `ingest_store_attempts` times) is dead-lettered.
+reason; the valid parts go to the intake, patiently (stored in one transaction with the
+transition signals they owe, in the outbox); the signals go to the `SignalPump`, which sends
+them while the next batches are stored; then one multiple ack per channel. Nothing is acked
+before its commit, and nothing is requeued: a database outage is waited out while the
+broker keeps the unacked messages, a Temporal outage once `ingest_signals_in_flight`
+signals wait, and a part the intake refuses (it failed alone `ingest_store_attempts`
+times) is dead-lettered.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from prometheus_client import Counter, Histogram
 from pydantic_core import from_json
 
 from ingest.intake import PartIntake
+from ingest.outbox import SignalPump
 from ingest.topology import REASON_HEADER
 from travis_logs.backoff import backoff
 from travis_logs.bounded import bounded, bounded_repr
@@ -68,9 +71,14 @@ class BatchConsumer:
     """Collects deliveries (`on_delivery`) and processes them batch by batch (`run`)."""
 
     def __init__(
-        self, intake: PartIntake, dead_exchange: AbstractExchange, settings: Settings
+        self,
+        intake: PartIntake,
+        dead_exchange: AbstractExchange,
+        settings: Settings,
+        signals: SignalPump,
     ) -> None:
         self._intake = intake
+        self._signals = signals
         self._dead_exchange = dead_exchange
         self._settings = settings
         self._buffer: list[Entry] = []
@@ -145,8 +153,9 @@ class BatchConsumer:
         unparsed = [e for e in batch if e.part is None]
         _, result = await asyncio.gather(
             asyncio.gather(*(self._dead_letter(e) for e in unparsed)),
-            self._intake.accept(parts, patient=True, pushed=pushed),
+            self._intake.store(parts, patient=True, pushed=pushed),
         )
+        await self._signals.send(result.pending)
         refused = [e for e in good if e.part and (e.part.job_id, e.part.number) in result.refused]
         for e in refused:
             assert e.part is not None

@@ -138,9 +138,10 @@ class PartIntake:
     """Where a parsed part goes: pushed live, stored, its transitions signalled.
 
     The one orchestrator of both paths. AMQP calls `arrived` for each delivery (the live
-    push, before the store) and `accept(..., patient=True)` per batch: a database outage is
-    waited out (the broker keeps the unacked messages meanwhile), a part that fails alone is
-    refused for the dead-letter queue. HTTP calls `accept` alone: bounded, it raises.
+    push, before the store) and `store(..., patient=True)` per batch, and sends the signals
+    itself: a database outage is waited out (the broker keeps the unacked messages
+    meanwhile), a part that fails alone is refused for the dead-letter queue. HTTP calls
+    `accept` alone: bounded, it raises.
     """
 
     def __init__(
@@ -182,10 +183,18 @@ class PartIntake:
         after a failure is safe: stored parts are duplicates the second time, and signals
         recorded before the failure are resent from the outbox.
         """
-        batch = await (self._store_patiently(parts) if patient else self._store(parts))
-        self._push_stored(parts, batch, pushed)  # only queues
+        batch = await self.store(parts, patient=patient, pushed=pushed)
         sent = await self._signals.deliver(batch.pending, patient=patient, raise_errors=not patient)
         return IntakeResult(len(batch.new), batch.duplicates, sent, batch.refused)
+
+    async def store(
+        self, parts: Sequence[LogPart], *, patient: bool = False, pushed: Set[Key] = frozenset()
+    ) -> StoredBatch:
+        """`accept` without sending: the signals the batch owes are in the outbox and in
+        `pending`, for the caller to send (AMQP sends them while it stores the next batch)."""
+        batch = await (self._store_patiently(parts) if patient else self._store(parts))
+        self._push_stored(parts, batch, pushed)  # only queues
+        return batch
 
     def _push_stored(self, parts: Sequence[LogPart], batch: StoredBatch, pushed: Set[Key]) -> None:
         late, seen = [], set(pushed)

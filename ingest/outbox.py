@@ -3,7 +3,8 @@
 A batch writes its `PartsSignal`s into `signal_outbox` in the transaction that stores its
 parts. After commit they are sent (signal-with-start) and their rows deleted. A process that
 dies in between leaves the rows behind; `resend_stale` sends them again from any process.
-Sending twice is harmless: the workflow dedupes by part number.
+Sending twice is harmless: the workflow dedupes by part number, and takes a job's signals
+in any order (a final part's signal that overtakes the first one starts the run at once).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from stamina import retry_context
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,6 +32,11 @@ SIGNALS = Counter(
     "travis_logs_ingest_signals",
     "PartsSignals sent to log workflows, by outcome (sent, retried, deferred: left for a resend).",
     ["outcome"],
+)
+
+ON_WAY = Gauge(
+    "travis_logs_ingest_signals_on_way",
+    "Signals of committed batches not yet accepted by Temporal (INGEST_SIGNALS_IN_FLIGHT caps it).",
 )
 
 # Temporal answers these while it is down, overloaded or restarting: waiting is right.
@@ -207,3 +213,58 @@ class SignalSender:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             # The signals were accepted; a leftover row only means one harmless resend.
             log.warning("could not delete %d outbox row(s): %r", len(ids), err)
+
+
+class SignalPump:
+    """Sends committed batches' signals in the background, at most `limit` at a time.
+
+    The AMQP path hands each batch's signals here and goes on with the next batch: a burst
+    of new jobs (a signal-with-start each) or a slow Temporal then delays the workflows,
+    not the storing of parts. Past `limit` signals on their way, `send` waits, so a Temporal
+    outage still stops the consumer, with a bounded number of signals in memory; all of
+    them are in the outbox, so a stop or a crash meanwhile loses none.
+    """
+
+    def __init__(self, sender: SignalSender, limit: int) -> None:
+        self._sender = sender
+        self._limit = limit
+        self._on_way = 0
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[int]] = set()
+
+    @property
+    def on_way(self) -> int:
+        return self._on_way
+
+    async def send(self, pending: Sequence[PendingSignal]) -> None:
+        """Start sending `pending`; waits first while the limit would be passed."""
+        if not pending:
+            return
+        async with self._changed:
+            # A batch larger than the limit goes alone rather than never.
+            await self._changed.wait_for(
+                lambda: self._on_way == 0 or self._on_way + len(pending) <= self._limit
+            )
+            self._on_way += len(pending)
+            ON_WAY.inc(len(pending))
+        task = asyncio.create_task(self._deliver(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, pending: Sequence[PendingSignal]) -> int:
+        try:
+            return await self._sender.deliver(pending, patient=True)
+        finally:
+            async with self._changed:
+                self._on_way -= len(pending)
+                ON_WAY.dec(len(pending))
+                self._changed.notify_all()
+
+    async def close(self, timeout: float) -> None:
+        """Wait up to `timeout` for the signals on their way; the rest stay in the outbox."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        left = set(self._tasks)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)

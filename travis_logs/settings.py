@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     ingest_signal_concurrency: int = Field(default=64, ge=1)
     ingest_signal_timeout_s: float = Field(default=10, gt=0)
     ingest_signal_attempts: int = Field(default=5, ge=1)
+    # Signals of committed batches still on their way to Temporal, at most: the AMQP path
+    # stores and acks the next batches meanwhile (the outbox holds them), and waits only
+    # past this many (Temporal slow or down).
+    ingest_signals_in_flight: int = Field(default=5000, ge=1)
     # Outbox rows older than this are taken to be orphans of a dead process and resent;
     # each ingest also sweeps at this interval.
     ingest_outbox_stale_s: float = Field(default=30, gt=0)

@@ -13,7 +13,7 @@ from prometheus_client import start_http_server
 from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
 from ingest.intake import Intake, assemble
-from ingest.outbox import SignalSender
+from ingest.outbox import SignalPump, SignalSender
 from ingest.subscription import Subscription
 from ingest.topology import dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq
@@ -77,7 +77,8 @@ async def consume(intake: Intake, settings: Settings, stop: asyncio.Event) -> No
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.amqp_prefetch)
         topology = await declare(channel, settings)
-        consumer = BatchConsumer(intake.parts, topology.dead_exchange, settings)
+        pump = SignalPump(intake.signals, settings.ingest_signals_in_flight)
+        consumer = BatchConsumer(intake.parts, topology.dead_exchange, settings, pump)
         batches = asyncio.create_task(consumer.run())
         sweeper = asyncio.create_task(sweep_outbox(intake.signals, settings.ingest_outbox_stale_s))
         redactions = asyncio.create_task(intake.redacted.watch(intake.pool))
@@ -98,8 +99,12 @@ async def consume(intake: Intake, settings: Settings, stop: asyncio.Event) -> No
             log.info("ingest stopping: finishing the batch in hand")
             await subscription.cancel()
             consumer.close()
+            loop = asyncio.get_running_loop()
+            flushed_by = loop.time() + FLUSH_TIMEOUT_S  # one budget for the batch and signals
             await _finish(batches)
+            await pump.close(max(0.0, flushed_by - loop.time()))
         finally:
+            await pump.close(0)  # after a failure: what is on its way stays in the outbox
             for task in (sweeper, batches, backlog, redactions):
                 task.cancel()
             await asyncio.gather(sweeper, batches, backlog, redactions, return_exceptions=True)

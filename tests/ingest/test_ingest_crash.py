@@ -17,6 +17,7 @@ from tests.ingest.ingest_support import (
     broker,
     ingest_env,
     job_parts,
+    part,
     publish,
     running_ingest,
     signalled_numbers,
@@ -41,14 +42,16 @@ async def held_by_broker(config: Settings) -> tuple[int, int]:
     return await asyncio.to_thread(unacked, str(config.rabbitmq_url), config.amqp_queue)
 
 
-async def test_kill_between_commit_and_ack_loses_and_duplicates_nothing(
+async def test_parts_are_stored_and_acked_while_temporal_stalls_and_a_kill_loses_nothing(
     config: Settings,
     pool: asyncpg.Pool,
     temporal_client: Client,
     new_job_id: object,
     tmp_path: Path,
 ) -> None:
-    """Parts committed but unacked when the consumer dies: redelivered, stored once, signalled."""
+    """Temporal stops answering: the batches are stored and acked all the same (their
+    signals wait in the outbox); the consumer dies before it could send them; after a
+    restart each part is there once and every transition is signalled."""
     jobs = [next(new_job_id), next(new_job_id)]  # type: ignore[call-overload]
     bodies = [body for job in jobs for body in job_parts(job, 30)]
     target = str(config.temporal_address)
@@ -56,25 +59,69 @@ async def test_kill_between_commit_and_ack_loses_and_duplicates_nothing(
         env = ingest_env(config, TEMPORAL_ADDRESS=f"127.0.0.1:{proxy.port}")
         with ingest_process(env, tmp_path) as first:
             await first.consuming()
-            proxy.stall()  # Temporal stops answering: the first batch commits, nothing is acked
+            proxy.stall()
             await publish(topology, config, bodies)
-            await assert_eventually(lambda: _some_stored(pool, jobs[0]))
-            assert await held_by_broker(config) == (0, len(bodies))
-            first.kill()
-        assert await _outbox(pool, jobs) > 0
-        with ingest_process(ingest_env(config), tmp_path) as second:
-            await second.consuming()
-            await assert_eventually(lambda: _is(held_by_broker(config), (0, 0)))
             for job in jobs:
-                await assert_eventually(
-                    functools.partial(_signalled, temporal_client, job, [1, 31])
-                )
-            assert await second.terminate() == 0
-            assert "Traceback" not in second.text(), second.text()
+                await wait_stored(pool, job, 31)
+            await assert_eventually(lambda: _is(held_by_broker(config), (0, 0)))
+            first.kill()
+        await _restart_signals_all(config, pool, temporal_client, jobs, tmp_path, [1, 31])
     for job in jobs:
         assert await stored_parts(pool, job) == [
             (n, f"line {n}\n", False) for n in range(1, 31)
         ] + [(31, "", True)]
+
+
+async def test_past_the_signals_in_flight_a_batch_waits_unacked_and_a_kill_loses_nothing(
+    config: Settings,
+    pool: asyncpg.Pool,
+    temporal_client: Client,
+    new_job_id: object,
+    tmp_path: Path,
+) -> None:
+    """With INGEST_SIGNALS_IN_FLIGHT signals waiting for a stalled Temporal, the next batch
+    is committed and held unacked; the consumer dies between that commit and its ack."""
+    jobs = [next(new_job_id), next(new_job_id)]  # type: ignore[call-overload]
+    target = str(config.temporal_address)
+    async with broker(config) as (_, topology), tcp_proxy(target) as proxy:
+        env = ingest_env(
+            config, TEMPORAL_ADDRESS=f"127.0.0.1:{proxy.port}", INGEST_SIGNALS_IN_FLIGHT="1"
+        )
+        with ingest_process(env, tmp_path) as first:
+            await first.consuming()
+            proxy.stall()
+            # One part each, so one batch and one signal each: the first job's signal is on
+            # its way (acked), the second one's would pass the limit (held).
+            await publish(topology, config, [part(jobs[0], 1, "", final=True)])
+            await wait_stored(pool, jobs[0], 1)
+            await assert_eventually(lambda: _is(held_by_broker(config), (0, 0)))
+            await publish(topology, config, [part(jobs[1], 1, "", final=True)])
+            await wait_stored(pool, jobs[1], 1)
+            assert await held_by_broker(config) == (0, 1)  # committed, not acked
+            first.kill()
+        await _restart_signals_all(config, pool, temporal_client, jobs, tmp_path, [1])
+    for job in jobs:
+        assert await stored_parts(pool, job) == [(1, "", True)]
+
+
+async def _restart_signals_all(
+    config: Settings,
+    pool: asyncpg.Pool,
+    client: Client,
+    jobs: list[int],
+    tmp_path: Path,
+    numbers: list[int],
+) -> None:
+    """A second ingest takes what the broker kept and resends the outbox: every job hears
+    of `numbers`, and the outbox is empty."""
+    assert await _outbox(pool, jobs) > 0
+    with ingest_process(ingest_env(config), tmp_path) as second:
+        await second.consuming()
+        await assert_eventually(lambda: _is(held_by_broker(config), (0, 0)))
+        for job in jobs:
+            await assert_eventually(functools.partial(_signalled, client, job, numbers))
+        assert await second.terminate() == 0
+        assert "Traceback" not in second.text(), second.text()
     assert (
         await pool.fetchval("SELECT count(*) FROM signal_outbox WHERE job_id = ANY($1)", jobs) == 0
     )
