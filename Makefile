@@ -47,9 +47,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# bench/soak.py runs for an hour: run it on its own (see README, Sizing).
+# The scripts of bench/ (the modules with a main; the others are their shared parts), but
+# bench/soak.py, which runs for an hour, and bench/compare.py, which needs a base commit:
+# run those on their own (see README, Sizing).
 bench: migrate
-	@for b in $(filter-out bench/soak.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $$(grep -l '^if __name__ == "__main__"' bench/*.py | grep -v -e bench/soak.py -e bench/compare.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

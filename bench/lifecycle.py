@@ -42,6 +42,9 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+# Run as a script (`make bench`): the repository's bench package is importable too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 with workflow.unsafe.imports_passed_through():
     import aioboto3
     import asyncpg
