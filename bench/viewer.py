@@ -39,18 +39,13 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from temporalio.testing import ActivityEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from activities.aggregate import AggregateActivities
-from activities.archive import ArchiveActivities
-from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
-from activities.purge import PurgeActivities
 from bench.abuse import _api_env
 from bench.lifecycle import _free_port, services
 from tests.api.chromium import Page, executable, open_page
-from tests.helpers import store_parts
+from tests.helpers import archived_and_purged, store_parts
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.binaries import executable as installed
 from travis_logs.s3 import s3_client
@@ -125,13 +120,7 @@ async def store_purged(pool: asyncpg.Pool, store: ArchiveStore, job_id: int, tex
     """The log as 1 MiB parts, aggregated, archived, verified and purged."""
     chunks = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
     await store_parts(pool, job_id, dict(enumerate(chunks, 1)), final=len(chunks))
-    env = ActivityEnvironment()
-    await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
-    written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
-    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
-    assert (await env.run(ArchiveActivities(pool, store).verify_archive, check)).verified
-    purge = PurgeInput(job_id, written.content_version)
-    assert (await env.run(PurgeActivities(pool).purge_log, purge)).purged
+    await archived_and_purged(pool, store, job_id)
 
 
 @contextlib.contextmanager

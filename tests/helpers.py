@@ -17,8 +17,12 @@ from pydantic import SecretStr
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.aggregate import AggregateActivities
+from activities.archive import ArchiveActivities
+from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
+from activities.purge import PurgeActivities
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.binaries import executable
 from travis_logs.s3 import s3_client
@@ -110,6 +114,18 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 async def open_store(settings: Settings) -> AsyncIterator[ArchiveStore]:
     async with s3_client(settings) as s3:
         yield ArchiveStore.for_settings(s3, settings)
+
+
+async def archived_and_purged(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> None:
+    """Aggregate, archive, verify and purge the stored parts, as the lifecycle does (its
+    activities, without a workflow)."""
+    env = ActivityEnvironment()
+    await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
+    written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
+    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
+    assert (await env.run(ArchiveActivities(pool, store).verify_archive, check)).verified
+    purge = PurgeInput(job_id, written.content_version)
+    assert (await env.run(PurgeActivities(pool).purge_log, purge)).purged
 
 
 async def store_parts(

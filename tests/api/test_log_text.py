@@ -12,14 +12,12 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.aggregate import AggregateActivities
-from activities.archive import ArchiveActivities
-from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
-from activities.purge import PurgeActivities
+from activities.models import AggregateInput
 from api.errors import ApiError
 from api.log_text import log_text
 from api.sessions import GRANT, issue
 from tests.api.conftest import TOKEN, running_api
-from tests.helpers import store_parts
+from tests.helpers import archived_and_purged, store_parts
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
 
@@ -28,16 +26,6 @@ TEXT = "text/plain; charset=utf-8"
 # "é" is two bytes in UTF-8: byte 5 is its first, byte 6 its second.
 PARTS = {1: "line é1\n", 2: "line 2\n", 3: "line 3\n", 4: "line 4"}
 BODY = "".join(PARTS.values()).encode()
-
-
-async def purged(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> None:
-    """Aggregate, archive, verify and purge, as the lifecycle does."""
-    await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
-    written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
-    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
-    assert (await env.run(ArchiveActivities(pool, store).verify_archive, check)).verified
-    purge = PurgeInput(job_id, written.content_version)
-    assert (await env.run(PurgeActivities(pool).purge_log, purge)).purged
 
 
 @pytest.fixture(params=["live", "aggregated", "purged"])
@@ -49,7 +37,7 @@ async def log(
     if request.param == "aggregated":
         await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
     elif request.param == "purged":
-        await purged(pool, store, job_id)
+        await archived_and_purged(pool, store, job_id)
         assert (await pool.fetchval("SELECT content FROM logs WHERE job_id = $1", job_id)) is None
     return job_id
 
@@ -177,7 +165,7 @@ async def test_a_purged_log_range_fetches_only_the_bytes_asked_from_s3(
     """A 1 MiB archive; a 100-byte slice moves the slice and HTTP heads, not the object."""
     big = {n: f"{n:06d} " + "x" * 1017 + "\n" for n in range(1, 1025)}  # 1 KiB lines
     await store_parts(pool, job_id, big, final=1024)
-    await purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id)
     host, port = s3_endpoint.removeprefix("http://").split(":")
     proxy = CountingProxy((host, int(port)))
     via_proxy = api_settings.model_copy(
@@ -220,7 +208,7 @@ async def test_the_index_is_archived_beside_the_log_and_served_after_purge(
 ) -> None:
     await store_parts(pool, job_id, FOLDED, final=4)
     live = (await client.get(f"/logs/{job_id}/index")).json()  # built from the database
-    await purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id)
     assert await store.fetch_index(job_id) is not None
     got = await client.get(f"/logs/{job_id}/index")
     assert got.status_code == 200 and got.headers["content-type"] == "application/json"
@@ -240,7 +228,7 @@ async def test_a_log_archived_without_an_index_says_so(
     client: httpx.AsyncClient, pool: asyncpg.Pool, store: ArchiveStore, job_id: int
 ) -> None:
     await store_parts(pool, job_id, PARTS, final=4)
-    await purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id)
     await store.delete_index(job_id)
     got = await client.get(f"/logs/{job_id}/index")
     assert got.status_code == 404 and "without an index" in got.json()["message"]

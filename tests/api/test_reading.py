@@ -13,12 +13,10 @@ import httpx
 from temporalio.testing import ActivityEnvironment
 
 from activities.aggregate import AggregateActivities
-from activities.archive import ArchiveActivities
-from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
-from activities.purge import PurgeActivities
+from activities.models import AggregateInput
 from api.reading import read_log, viewer_log
 from tests.api.conftest import TOKEN, running_api
-from tests.helpers import log_row, store_parts
+from tests.helpers import archived_and_purged, log_row, store_parts
 from tests.workflows.proxy import BlackholeProxy
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.settings import Settings
@@ -34,16 +32,6 @@ async def aggregate(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> str
     await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
     content: str = (await log_row(pool, job_id))["content"]
     return content
-
-
-async def archived_and_purged(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> None:
-    """Aggregate, archive, verify and purge, as the lifecycle does."""
-    await aggregate(pool, store, job_id)
-    written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
-    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
-    assert (await env.run(ArchiveActivities(pool, store).verify_archive, check)).verified
-    purge = PurgeInput(job_id, written.content_version)
-    assert (await env.run(PurgeActivities(pool).purge_log, purge)).purged
 
 
 async def served(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> str:

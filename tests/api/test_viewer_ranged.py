@@ -14,9 +14,8 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from tests.api.chromium import Page
-from tests.api.test_log_text import purged
 from tests.api.test_viewer_browser import SCREENSHOTS, _stored
-from tests.helpers import store_parts
+from tests.helpers import archived_and_purged, store_parts
 from tests.ingest.ingest_support import broker, part, publish, running_ingest
 from travis_logs.archive_store import ArchiveStore
 from travis_logs.log_index import build_index
@@ -59,7 +58,7 @@ async def big_log(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> list[
     chunks = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
     parts = dict(enumerate(chunks, start=1))
     await store_parts(pool, job_id, parts, final=len(parts))
-    await purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id)
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
 
 
@@ -141,7 +140,7 @@ async def test_the_index_gives_each_line_its_arrival_and_each_fold_its_duration(
         " WHERE l.job_id = $1 AND p.number = 1",
         job_id,
     )
-    await purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id)
     last = build_index((head + filler + end).encode()).lines
 
     await page.goto(f"{api_url}/jobs/{job_id}")
@@ -168,7 +167,7 @@ async def test_a_large_log_archived_without_an_index_is_shown_whole(
     the whole text and draws it as it draws a small log."""
     lines = [f"{n:06d} " + "y" * 200 for n in range(1, 11_001)]  # over the 2 MiB limit
     await store_parts(pool, job_id, {1: "\n".join(lines) + "\n"}, final=1)
-    await purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id)
     await store.delete_index(job_id)
 
     await page.goto(f"{api_url}/jobs/{job_id}")
