@@ -22,10 +22,15 @@ import statistics
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+# Run as a script: the repository first, or `ingest` would be bench/ingest.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ingest.paced_reads import PacedTransportFactory, paced
 from travis_logs.settings import Settings
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -38,9 +43,10 @@ def body(job: int, number: int) -> bytes:
     return json.dumps({"id": job, "log": text, "number": number, "final": False}).encode()
 
 
-async def serve(url: str, queue_name: str, prefetch: int) -> None:
+async def serve(url: str, queue_name: str, prefetch: int, tick_ms: float) -> None:
     """The bare consumer: parse nothing, ack what came in every 50 ms; print the count."""
-    connection = await aio_pika.connect(url)
+    paced_class = paced(aio_pika.Connection, PacedTransportFactory(tick_ms / 1000))
+    connection = await aio_pika.connect(url, connection_class=paced_class)
     channel = await connection.channel()
     await channel.set_qos(prefetch_count=prefetch)
     queue = await channel.get_queue(queue_name)
@@ -131,7 +137,7 @@ async def main(args: argparse.Namespace) -> None:
     queue = await channel.declare_queue(name, arguments={"x-expires": 600_000})
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", name, "--prefetch", str(settings.amqp_prefetch),
-        stdout=asyncio.subprocess.PIPE,
+        "--tick-ms", str(args.tick_ms), stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     consumer = Consumer(process)
     drains, trickles = [], []
@@ -165,6 +171,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=20000, help="per drain and trickle")
     parser.add_argument("--trickle", type=int, default=250, help="jobs at 2 messages/s (250)")
     parser.add_argument("--rounds", type=int, default=2, help="drain + trickle rounds (2)")
+    parser.add_argument(
+        "--tick-ms", type=float, default=0, help="pace small reads (ingest/paced_reads.py); 0: off"
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--prefetch", type=int, default=2000, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -173,6 +182,7 @@ def parse_args() -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.serve:
-        asyncio.run(serve(str(Settings().rabbitmq_url), arguments.serve, arguments.prefetch))
+        url = str(Settings().rabbitmq_url)
+        asyncio.run(serve(url, arguments.serve, arguments.prefetch, arguments.tick_ms))
     else:
         asyncio.run(main(arguments))

@@ -42,8 +42,10 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-# Run as a script (`make bench`): the repository's bench package is importable too.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Run as a script (`make bench`): the repository's bench package is importable too. Not
+# again when the workflow sandbox re-imports this module (it forbids Path.resolve).
+if not workflow.unsafe.in_sandbox():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with workflow.unsafe.imports_passed_through():
     import aioboto3

@@ -8,12 +8,14 @@ import contextlib
 import logging
 
 import aio_pika
+from aio_pika import RobustConnection
 from prometheus_client import start_http_server
 
 from ingest.backlog import watch_backlog
 from ingest.consumer import BatchConsumer
 from ingest.intake import Intake, assemble
 from ingest.outbox import SignalPump, SignalSender
+from ingest.paced_reads import PacedTransportFactory, paced
 from ingest.subscription import Subscription
 from ingest.topology import dead_letter_names, declare
 from travis_logs.checks import check_postgres, check_rabbitmq
@@ -72,7 +74,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
 
 async def consume(intake: Intake, settings: Settings, stop: asyncio.Event) -> None:
     """Consume `amqp_queue` into `intake` until `stop`; then flush the batch in hand and ack."""
-    connection = await aio_pika.connect_robust(str(settings.rabbitmq_url))
+    factory = PacedTransportFactory(settings.ingest_read_tick_ms / 1000)
+    connection = await aio_pika.connect_robust(
+        str(settings.rabbitmq_url), connection_class=paced(RobustConnection, factory)
+    )
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=settings.amqp_prefetch)
