@@ -30,7 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
-from activities.indexing import index_problem, write_index
+from activities.indexing import ROW_INDEX_MAX_BYTES, encode_index, index_problem, write_index
 from activities.models import (
     ARCHIVE_LOG,
     VERIFY_ARCHIVE,
@@ -79,16 +79,21 @@ FROM (SELECT convert_to(content, 'UTF8') AS b FROM logs
 """
 _CHUNK_BYTES = 1 << 20
 _MARK_ARCHIVING = "UPDATE logs SET archiving = true WHERE id = $1"
+# The index goes with the archive it describes: `archive_index` NULL when it is in S3.
 _RECORD = """
 UPDATE logs SET archiving = false, archived_at = now(), archive_verified = NULL,
-       verified_at = NULL, archive_version = $2, archive_size = $3, archive_sha256 = $4
+       verified_at = NULL, archive_version = $2, archive_size = $3, archive_sha256 = $4,
+       archive_index = $5
 WHERE id = $1 AND content_version = $2
 """
 _RECORD_VERIFIED = """
 UPDATE logs SET archive_verified = $4, verified_at = CASE WHEN $4 THEN now() END
 WHERE job_id = $1 AND archive_version = $2 AND archive_sha256 = $3
 """
-_LOG_ID = "SELECT id FROM logs WHERE job_id = $1"
+_LOG_INDEX = """
+SELECT id, archive_index IS NOT NULL AND archive_version = $2 AND archive_sha256 = $3 AS in_row
+FROM logs WHERE job_id = $1
+"""
 _WRITE_ATTEMPTS = 3
 
 
@@ -101,6 +106,15 @@ class _Upload:
     @property
     def version(self) -> int:
         return self.what.version
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    """How the archive round left the index: `in_row`, the index for the row (None: S3 has
+    it, or no one), and whether the index of this version is in place."""
+
+    in_row: bytes | None
+    checked: bool
 
 
 class _Content:
@@ -146,11 +160,18 @@ class _Content:
 
 
 class ArchiveActivities:
-    """archive_log and verify_archive, over the injected pool and archive store."""
+    """archive_log and verify_archive, over the injected pool and archive store; indexes of
+    at most `row_index_max_bytes` are kept in the log's row (activities/indexing.py)."""
 
-    def __init__(self, pool: asyncpg.Pool, store: ArchiveStore) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        store: ArchiveStore,
+        row_index_max_bytes: int = ROW_INDEX_MAX_BYTES,
+    ) -> None:
         self._pool = pool
         self._store = store
+        self._row_max = row_index_max_bytes
 
     @activity.defn(name=ARCHIVE_LOG.name)
     async def archive_log(self, inp: ArchiveInput) -> ArchiveResult:
@@ -176,9 +197,11 @@ class ArchiveActivities:
         content = _Content(self._pool, upload, progress, self._store.part_bytes)
         write = self._write(upload, content, inp.rewrite, row["unarchived"], progress)
         uploaded = await heartbeating(write, progress)
-        checked = await heartbeating(self._index(upload, content, uploaded, progress), progress)
-        await self._pool.execute(_RECORD, row["id"], what.version, what.size, what.sha256)
-        return ArchiveResult(what.version, what.size, what.sha256, uploaded, checked)
+        indexed = await heartbeating(self._index(upload, content, uploaded, progress), progress)
+        await self._pool.execute(
+            _RECORD, row["id"], what.version, what.size, what.sha256, indexed.in_row
+        )
+        return ArchiveResult(what.version, what.size, what.sha256, uploaded, indexed.checked)
 
     async def _write(
         self,
@@ -213,40 +236,39 @@ class ArchiveActivities:
 
     async def _index(
         self, upload: _Upload, content: _Content, uploaded: bool, progress: Progress
-    ) -> bool:
-        """Write the log's index: at once after an upload, from the upload's read of the
-        content; otherwise (the object held this version already) unless the one beside it
-        is this log's already or a newer round's, from a read of its own.
+    ) -> _Indexed:
+        """The log's index: for the row when small (recorded with the archive), else written
+        to S3 beside the log. After an upload it is built from the upload's read of the
+        content; otherwise (the object held this version already) from a read of its own,
+        and a large one is written only unless the one in S3 is this log's already or a
+        newer round's.
 
-        After an upload the index beside it can only be older than this log (the upload
-        checked that S3 held no newer version), so looking at it first would cost every
-        lifecycle an S3 request for nothing. A newer round writing meanwhile may find its
-        index overwritten by this older one: its verify reads the index, sees another
-        version and rebuilds it from the bytes it reads. True when the index beside the log
-        is now this version's."""
+        After an upload the index in S3 can only be older than this log (the upload checked
+        that S3 held no newer version), so looking at it first would cost an S3 request for
+        nothing. A newer round writing meanwhile may find its index overwritten by this
+        older one: its verify reads the index, sees another version and rebuilds it from the
+        bytes it reads."""
         what = upload.what
-        if not uploaded:
-            stored = await self._store.read_index(upload.job_id, progress)
-            newer = stored is not None and (stored.version or 0) > what.version
-            if newer:
-                return False  # a newer content version's round wrote it
-            if not index_problem(stored, what.version, what.sha256, what.size):
-                return True
         if content.indexed is None:
             async with aclosing(content.chunks()) as chunks:
                 async for _ in chunks:
                     pass  # the read indexes what it reads
         assert content.indexed is not None  # a read that ends sets it
-        return await write_index(
-            self._pool,
-            self._store,
-            upload.log_id,
-            upload.job_id,
-            content.indexed,
-            version=what.version,
-            sha256=what.sha256,
-            progress=progress,
+        encoded = await encode_index(self._pool, upload.log_id, content.indexed, what.version)
+        if encoded is None:
+            return _Indexed(None, checked=False)  # the log holds a newer version now
+        if len(encoded) <= self._row_max:
+            return _Indexed(encoded, checked=True)
+        if not uploaded:
+            stored = await self._store.read_index(upload.job_id, progress)
+            if stored is not None and (stored.version or 0) > what.version:
+                return _Indexed(None, checked=False)  # a newer content version's round wrote it
+            if not index_problem(stored, what.version, what.sha256, what.size):
+                return _Indexed(None, checked=True)
+        await self._store.put_index(
+            upload.job_id, encoded, version=what.version, log_sha256=what.sha256, progress=progress
         )
+        return _Indexed(None, checked=True)
 
     @activity.defn(name=VERIFY_ARCHIVE.name)
     async def verify_archive(self, inp: VerifyInput) -> VerifyResult:
@@ -254,8 +276,9 @@ class ArchiveActivities:
         An index beside it that is not this log's is rebuilt from the bytes read back; one
         that the archive round wrote or checked is not read again."""
         progress = Progress()
+        row = await self._pool.fetchrow(_LOG_INDEX, inp.job_id, inp.content_version, inp.sha256)
         index_wrong = ""
-        if not inp.index_checked:
+        if not inp.index_checked and not (row is not None and row["in_row"]):
             stored_index = await self._store.read_index(inp.job_id, progress)
             index_wrong = index_problem(stored_index, inp.content_version, inp.sha256, inp.size)
         builder = IndexBuilder() if index_wrong else None
@@ -263,16 +286,16 @@ class ArchiveActivities:
         digest = await heartbeating(read, progress)
         reason = _mismatch(inp, digest)
         rebuilt = ""
-        log_id = await self._pool.fetchval(_LOG_ID, inp.job_id)
-        if not reason and builder is not None and log_id is not None:
+        if not reason and builder is not None and row is not None:
             write = write_index(
                 self._pool,
                 self._store,
-                log_id,
+                row["id"],
                 inp.job_id,
                 builder,
                 version=inp.content_version,
                 sha256=inp.sha256,
+                row_max_bytes=self._row_max,
                 progress=progress,
             )
             rebuilt = index_wrong if await heartbeating(write, progress) else ""

@@ -1,8 +1,9 @@
-"""The archived log's index, `jobs/<id>/log.index.json`: built from the log's bytes as they
-stream past (to S3 in the archive round, back from it in verify), written beside the log and
-checked with it.
+"""The archived log's index: built from the log's bytes as they stream past (to S3 in the
+archive round, back from it in verify), kept in the log's row when small (`archive_index`,
+recorded with the archive it describes), else written beside the log in S3 as
+`jobs/<id>/log.index.json` and checked with it.
 
-An index describes one content version: its object carries that version, the SHA-256 of the
+An index in S3 describes one content version: its object carries that version, the SHA-256 of the
 log it describes and its own SHA-256 (travis_logs.archive_store), so `index_problem` tells
 the archived log's index from a stale, damaged or missing one. Arrival times come from the
 stored parts, which purge deletes only after the archive is verified, so an archive round
@@ -40,6 +41,31 @@ def index_problem(stored: StoredIndex | None, version: int, sha256: str, size: i
     return ""
 
 
+# An index of at most this many bytes is kept in the log's row (`logs.archive_index`), written
+# by the statement that records the archive: no S3 request of its own (a lifecycle then costs
+# S3 a PUT and a GET). A 120-part log's index takes about 3 KiB; this holds logs of about a
+# thousand parts. Larger ones go beside the log in S3.
+ROW_INDEX_MAX_BYTES = 32 * 1024
+
+# The index of the recorded archive, when verify rebuilt it (the archive round did not).
+_ROW_INDEX = """
+UPDATE logs SET archive_index = $3
+WHERE job_id = $1 AND archive_version = $2 AND archive_sha256 = $4
+"""
+
+
+async def encode_index(
+    pool: asyncpg.Pool, log_id: int, builder: IndexBuilder, version: int
+) -> bytes | None:
+    """The index of content version `version`, whose whole text `builder` was fed, as JSON;
+    None when the log holds another version now: its round indexes it."""
+    parts = await archived_parts(pool, log_id, version)
+    if parts is None:
+        return None
+    index = builder.finish(parts.numbers, parts.sizes, parts.arrivals)
+    return json.dumps(index.to_json(), separators=(",", ":")).encode()
+
+
 async def write_index(
     pool: asyncpg.Pool,
     store: ArchiveStore,
@@ -49,14 +75,18 @@ async def write_index(
     *,
     version: int,
     sha256: str,
+    row_max_bytes: int = ROW_INDEX_MAX_BYTES,
     progress: Progress | None = None,
 ) -> bool:
-    """Write the index of content version `version`, whose whole text `builder` was fed;
-    False (nothing written) when the log holds another version now: its round indexes it."""
-    parts = await archived_parts(pool, log_id, version)
-    if parts is None:
+    """Write the index of the recorded archive (`version`, `sha256`): in its row when at
+    most `row_max_bytes`, else beside it in S3. False (nothing written) when the log holds
+    another version now."""
+    encoded = await encode_index(pool, log_id, builder, version)
+    if encoded is None:
         return False
-    index = builder.finish(parts.numbers, parts.sizes, parts.arrivals)
-    encoded = json.dumps(index.to_json(), separators=(",", ":")).encode()
+    if len(encoded) <= row_max_bytes:
+        status: str = await pool.execute(_ROW_INDEX, job_id, version, encoded, sha256)
+        return status != "UPDATE 0"
     await store.put_index(job_id, encoded, version=version, log_sha256=sha256, progress=progress)
+    await pool.execute(_ROW_INDEX, job_id, version, None, sha256)
     return True

@@ -56,7 +56,7 @@ _DELETE_UPLOAD = "DELETE FROM log_uploads WHERE id = $1"
 _SWEEP_UPLOADS = "DELETE FROM log_uploads WHERE created_at < now() - interval '7 days'"
 _FORGET_ARCHIVE = """
 UPDATE logs SET archive_version = NULL, archive_size = NULL, archive_sha256 = NULL,
-       archived_at = NULL, archive_verified = NULL, verified_at = NULL
+       archived_at = NULL, archive_verified = NULL, verified_at = NULL, archive_index = NULL
 WHERE job_id = $1 AND content IS NULL AND content_version = $2
 """
 

@@ -33,6 +33,7 @@ MISSING = "the log is purged but its archive is missing"
 CHANGED = "the log's parts changed while it was read (aggregated, replaced or cut): read it again"
 
 
+_ROW_INDEX = "SELECT archive_index FROM logs WHERE id = $1"
 _PART_SIZES = (
     "SELECT number, octet_length(content) AS size FROM log_parts WHERE log_id = $1 ORDER BY number"
 )
@@ -81,6 +82,8 @@ class LogText:
     body: bytes | None
     archive: ArchiveStore
     parts: StreamedParts | None = None
+    # An archived log's index from its row (`logs.archive_index`); None: S3 may hold it.
+    row_index: bytes | None = None
 
     async def read(self, start: int, end: int) -> bytes:
         """Bytes `start`..`end` inclusive (within the log)."""
@@ -97,12 +100,18 @@ class LogText:
         """Lines `lines` of the log; from an archive, only the bytes between the indexed line
         starts around them (or the whole object when it has no index of this text)."""
         if self.body is None and self.parts is None:
-            raw = await self.archive.fetch_index(self.job_id)
+            raw = await self.archived_index()
             index = json.loads(raw) if raw is not None else None
             if index is not None and index.get("size") == self.size and self.size:
                 line, start, end = line_span(index, lines.first, lines.last)
                 return line_slice(await self.read(start, end), lines, first_line=line)
         return line_slice(await self.whole(), lines)
+
+    async def archived_index(self) -> bytes | None:
+        """The archive's index, as JSON: kept in the row when small, else beside it in S3."""
+        if self.row_index is not None:
+            return self.row_index
+        return await self.archive.fetch_index(self.job_id)
 
     async def whole(self) -> bytes:
         if self.body is not None:
@@ -129,7 +138,8 @@ async def log_text(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> Lo
         head = await archive.head(job_id)
         if head is None:
             raise ApiError(404, MISSING)
-        return LogText(job_id, row["id"], head.size, None, archive)
+        row_index = await pool.fetchval(_ROW_INDEX, row["id"])
+        return LogText(job_id, row["id"], head.size, None, archive, row_index=row_index)
     body = (await content_of(archive, row, pending) or "").encode()
     return LogText(job_id, row["id"], len(body), body, archive)
 

@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.aggregate import AggregateActivities
 from activities.archive import ArchiveActivities
+from activities.indexing import ROW_INDEX_MAX_BYTES
 from activities.models import AggregateInput, ArchiveInput, PurgeInput, VerifyInput
 from activities.purge import PurgeActivities
 from travis_logs.archive_store import ArchiveStore
@@ -116,14 +117,19 @@ async def open_store(settings: Settings) -> AsyncIterator[ArchiveStore]:
         yield ArchiveStore.for_settings(s3, settings)
 
 
-async def archived_and_purged(pool: asyncpg.Pool, store: ArchiveStore, job_id: int) -> None:
+async def archived_and_purged(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int, *, index_in_s3: bool = False
+) -> None:
     """Aggregate, archive, verify and purge the stored parts, as the lifecycle does (its
-    activities, without a workflow)."""
+    activities, without a workflow); `index_in_s3`: as a large log's index, beside it."""
     env = ActivityEnvironment()
     await env.run(AggregateActivities(pool, store).aggregate_log, AggregateInput(job_id))
-    written = await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
+    archive = ArchiveActivities(
+        pool, store, row_index_max_bytes=-1 if index_in_s3 else ROW_INDEX_MAX_BYTES
+    )
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
     check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
-    assert (await env.run(ArchiveActivities(pool, store).verify_archive, check)).verified
+    assert (await env.run(archive.verify_archive, check)).verified
     purge = PurgeInput(job_id, written.content_version)
     assert (await env.run(PurgeActivities(pool).purge_log, purge)).purged
 

@@ -12,9 +12,10 @@ S3 then keeps a checksum of the parts' checksums, not of the object, so only rea
 object back and hashing it (`digest`) says the bytes are the log: verify does that for every
 object, of either kind.
 
-Beside the log, `jobs/<job_id>/log.index.json` carries the content version and SHA-256 of the
-log it describes and its own SHA-256, so that a stale or damaged index is told apart from the
-index of the archived log.
+Beside a log whose index is too large for its row (activities/indexing.py),
+`jobs/<job_id>/log.index.json` carries the content version and SHA-256 of the log it
+describes and its own SHA-256, so that a stale or damaged index is told apart from the index
+of the archived log.
 """
 
 from __future__ import annotations

@@ -73,14 +73,14 @@ async def get_log_text(
 )
 async def get_log_index(job_id: JobId, pool: PoolDep, archive: ArchiveDep) -> Response:
     """The log's shape (parts, line starts, folds, timers; no text): built from the database
-    while the log is there, else the index archived beside it."""
+    while the log is there, else the index archived with it (in its row, or beside it)."""
     text = await log_text(pool, archive, job_id)
     if text is None:
         raise ApiError(404, "log not found")
     if text.body is not None or text.parts is not None:
         index = await index_of(pool, text.log_id, await text.whole())
         return JSONResponse(index.to_json())
-    raw = await archive.fetch_index(job_id)
+    raw = await text.archived_index()
     if raw is None:
         raise ApiError(404, "the log was archived without an index")
     return Response(raw, media_type="application/json")

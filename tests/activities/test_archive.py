@@ -169,10 +169,59 @@ async def test_a_log_larger_than_a_part_is_archived_in_parts_verified_and_indexe
     verified = await env.run(archive.verify_archive, check)
     assert verified.verified and verified.sha256 == sha256_hex(body)
     assert verified.index_rebuilt == ""  # the round's index is this log's
-    index = json.loads(await parted.fetch_index(job_id) or b"null")
+    index = json.loads(await row_index(pool, job_id) or b"null")  # small: kept in the row
     assert index["size"] == len(body) and index["parts"]["number"] == list(range(12))
     assert [f["name"] for f in index["folds"]] == [f"step{n}" for n in range(12)]
     assert all(body[f["end_offset"] :].startswith(b"travis_fold:end:") for f in index["folds"])
+
+
+async def row_index(pool: asyncpg.Pool, job_id: int) -> bytes | None:
+    got: bytes | None = await pool.fetchval(
+        "SELECT archive_index FROM logs WHERE job_id = $1", job_id
+    )
+    return got
+
+
+def in_s3(pool: asyncpg.Pool, store: ArchiveStore) -> ArchiveActivities:
+    """Archive activities that keep every index in S3, as they do a large log's."""
+    return ArchiveActivities(pool, store, row_index_max_bytes=0)
+
+
+async def test_a_small_log_s_index_is_kept_in_its_row_and_s3_holds_the_log_alone(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Archiving a small log costs S3 one PUT (and verify one GET): its index goes in the
+    statement that records the archive, and stays with the row."""
+    text = "travis_fold:start:install\r\x1b[0K$ make\nok\ntravis_fold:end:install\r\x1b[0K\n"
+    await aggregated(pool, store, job_id, text)
+    env = ActivityEnvironment()
+    archive = ArchiveActivities(pool, store)
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
+    assert written.uploaded and written.index_checked
+    listed = await store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"jobs/{job_id}/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == [store.key(job_id)]
+    index = json.loads(await row_index(pool, job_id) or b"null")
+    assert index["size"] == written.size and [f["name"] for f in index["folds"]] == ["install"]
+    check = VerifyInput(
+        job_id, written.content_version, written.size, written.sha256, index_checked=False
+    )
+    verified = await env.run(archive.verify_archive, check)  # finds it in the row
+    assert verified.verified and verified.index_rebuilt == ""
+
+
+async def test_a_log_re_archived_with_a_large_index_has_it_in_s3_and_none_in_its_row(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """The row's index always describes the recorded archive: one written to S3 instead
+    takes the row's away, so a reader does not take the older one."""
+    await aggregated(pool, store, job_id, "one\n")
+    env = ActivityEnvironment()
+    await env.run(ArchiveActivities(pool, store).archive_log, ArchiveInput(job_id))
+    assert await row_index(pool, job_id) is not None
+    written = await env.run(in_s3(pool, store).archive_log, ArchiveInput(job_id, rewrite=True))
+    assert await row_index(pool, job_id) is None
+    good, version = await index_state(store, job_id)
+    assert good is not None and version == written.content_version
 
 
 async def index_state(store: ArchiveStore, job_id: int) -> tuple[bytes | None, int | None]:
@@ -189,7 +238,7 @@ async def test_verify_catches_an_index_that_is_not_the_logs_and_rebuilds_it(
     text = "travis_fold:start:install\r\x1b[0K$ make\nok\ntravis_fold:end:install\r\x1b[0K\n"
     await aggregated(pool, store, job_id, text)
     env = ActivityEnvironment()
-    archive = ArchiveActivities(pool, store)
+    archive = in_s3(pool, store)
     written = await env.run(archive.archive_log, ArchiveInput(job_id))
     good, version = await index_state(store, job_id)
     assert good is not None and version == written.content_version
@@ -218,7 +267,7 @@ async def test_a_failed_verify_leaves_the_index_alone(
     """No index is built from bytes that are not the log."""
     await aggregated(pool, store, job_id, "abc\n")
     env = ActivityEnvironment()
-    archive = ArchiveActivities(pool, store)
+    archive = in_s3(pool, store)
     written = await env.run(archive.archive_log, ArchiveInput(job_id))
     await store.delete_index(job_id)
     head = await store.client.head_object(Bucket=store.bucket, Key=store.key(job_id))
@@ -239,7 +288,7 @@ async def test_the_round_vouches_for_its_index_and_a_retry_puts_a_lost_one_back(
     index, and writes it again when it is gone."""
     await aggregated(pool, store, job_id, "one\ntwo\n")
     env = ActivityEnvironment()
-    archive = ArchiveActivities(pool, store)
+    archive = in_s3(pool, store)
     written = await env.run(archive.archive_log, ArchiveInput(job_id))
     assert written.uploaded and written.index_checked
     await store.delete_index(job_id)

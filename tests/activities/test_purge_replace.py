@@ -62,11 +62,14 @@ async def test_replace_creates_the_row_and_clearing_removes_the_archive(
     done = await env.run(replace.replace_content, ReplaceInput(job_id, None, None, 42, "r-2"))
     await store.put(job_id, b"old\n", version=0, parts=1, if_match=None)
     await store.put_index(job_id, b"{}", version=0, log_sha256=sha256_hex(b"old\n"))
+    await pool.execute("UPDATE logs SET archive_index = '{}' WHERE job_id = $1", job_id)
     removal = RemoveArchiveInput(job_id, done.content_version)
     assert (await env.run(replace.remove_archive, removal)).removed
     assert await store.fetch(job_id) is None
-    assert await store.fetch_index(job_id) is None  # the index goes with the log
+    assert await store.fetch_index(job_id) is None  # the index goes with the log,
     row = await log_row(pool, job_id)
+    in_row = await pool.fetchval("SELECT archive_index FROM logs WHERE job_id = $1", job_id)
+    assert in_row is None  # wherever it was kept
     assert row["id"] == done.log_id and row["removed_by"] == 42 and row["content"] is None
     assert row["aggregated_at"] is None and row["removed_at"] is not None
 

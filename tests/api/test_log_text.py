@@ -203,13 +203,20 @@ FOLDED = {
 }
 
 
-async def test_the_index_is_archived_beside_the_log_and_served_after_purge(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+@pytest.mark.parametrize("kept", ["row", "s3"])
+async def test_the_index_is_archived_with_the_log_and_served_after_purge(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, store: ArchiveStore, job_id: int, kept: str
 ) -> None:
+    """A small log's index is kept in its row, a large one's beside it in S3: either way
+    the same index is served after purge."""
     await store_parts(pool, job_id, FOLDED, final=4)
     live = (await client.get(f"/logs/{job_id}/index")).json()  # built from the database
-    await archived_and_purged(pool, store, job_id)
-    assert await store.fetch_index(job_id) is not None
+    await archived_and_purged(pool, store, job_id, index_in_s3=kept == "s3")
+    in_row = await pool.fetchval("SELECT archive_index FROM logs WHERE job_id = $1", job_id)
+    assert (in_row is not None, await store.fetch_index(job_id) is not None) == (
+        kept == "row",
+        kept == "s3",
+    )
     got = await client.get(f"/logs/{job_id}/index")
     assert got.status_code == 200 and got.headers["content-type"] == "application/json"
     index = got.json()
@@ -228,7 +235,7 @@ async def test_a_log_archived_without_an_index_says_so(
     client: httpx.AsyncClient, pool: asyncpg.Pool, store: ArchiveStore, job_id: int
 ) -> None:
     await store_parts(pool, job_id, PARTS, final=4)
-    await archived_and_purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id, index_in_s3=True)
     await store.delete_index(job_id)
     got = await client.get(f"/logs/{job_id}/index")
     assert got.status_code == 404 and "without an index" in got.json()["message"]
