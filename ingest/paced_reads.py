@@ -37,17 +37,17 @@ class PacedProtocol(asyncio.StreamReaderProtocol):
     def __init__(self, reader: asyncio.StreamReader, tick_s: float) -> None:
         super().__init__(reader)
         self._tick_s = tick_s
-        self._transport: asyncio.Transport | None = None
+        self._socket: asyncio.Transport | None = None
         self._resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._socket = transport
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        transport = self._transport
+        transport = self._socket
         if len(data) >= SMALL_READ_BYTES or transport is None or self._resume is not None:
             return
         transport.pause_reading()
@@ -55,14 +55,14 @@ class PacedProtocol(asyncio.StreamReaderProtocol):
 
     def _resume_reading(self) -> None:
         self._resume = None
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
+        if self._socket is not None and not self._socket.is_closing():
+            self._socket.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
-        self._transport = None
+        self._socket = None
         super().connection_lost(exc)
 
 
