@@ -178,10 +178,11 @@ class Settings(BaseSettings):
     # Attempts at storing a part that fails alone for an unexpected reason before it is
     # dead-lettered (database outages are waited out, not counted).
     ingest_store_attempts: int = Field(default=5, ge=1)
-    # After a small read (no backlog), the ingest leaves the AMQP socket unread this long, so
-    # that parts trickling in come several to a read (ingest/paced_reads.py): a live part
-    # waits at most this much longer; a backlog is read at full speed. 0: every read at once.
-    ingest_read_tick_ms: int = Field(default=20, ge=0, le=1000)
+    # After a small read (no backlog), the ingest may leave the AMQP socket unread this long,
+    # so that parts trickling in come several to a read (ingest/paced_reads.py): less CPU per
+    # part at light load, up to this much more live latency; a backlog is read at full speed.
+    # 0 (the default): every read at once. Near capacity it saves nothing (README "Sizing").
+    ingest_read_tick_ms: int = Field(default=0, ge=0, le=1000)
     # Deliveries handed to the ingest in aiormq's frame reader instead of a task each
     # (ingest/subscription.py); off: aiormq's public consuming path, for comparison.
     ingest_direct_delivery: bool = True
