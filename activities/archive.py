@@ -239,9 +239,9 @@ class ArchiveActivities:
     ) -> _Indexed:
         """The log's index: for the row when small (recorded with the archive), else written
         to S3 beside the log. After an upload it is built from the upload's read of the
-        content; otherwise (the object held this version already) from a read of its own,
-        and a large one is written only unless the one in S3 is this log's already or a
-        newer round's.
+        content; otherwise (the object held this version already), unless the one in S3 is
+        this log's already or a newer round's, from a read of its own (a small log's index,
+        kept in the row, is built again: its content is small).
 
         After an upload the index in S3 can only be older than this log (the upload checked
         that S3 held no newer version), so looking at it first would cost an S3 request for
@@ -249,6 +249,12 @@ class ArchiveActivities:
         older one: its verify reads the index, sees another version and rebuilds it from the
         bytes it reads."""
         what = upload.what
+        if not uploaded:  # before reading the content again: a large log's may be in place
+            stored = await self._store.read_index(upload.job_id, progress)
+            if stored is not None and (stored.version or 0) > what.version:
+                return _Indexed(None, checked=False)  # a newer content version's round wrote it
+            if not index_problem(stored, what.version, what.sha256, what.size):
+                return _Indexed(None, checked=True)
         if content.indexed is None:
             async with aclosing(content.chunks()) as chunks:
                 async for _ in chunks:
@@ -259,12 +265,6 @@ class ArchiveActivities:
             return _Indexed(None, checked=False)  # the log holds a newer version now
         if len(encoded) <= self._row_max:
             return _Indexed(encoded, checked=True)
-        if not uploaded:
-            stored = await self._store.read_index(upload.job_id, progress)
-            if stored is not None and (stored.version or 0) > what.version:
-                return _Indexed(None, checked=False)  # a newer content version's round wrote it
-            if not index_problem(stored, what.version, what.sha256, what.size):
-                return _Indexed(None, checked=True)
         await self._store.put_index(
             upload.job_id, encoded, version=what.version, log_sha256=what.sha256, progress=progress
         )
