@@ -82,8 +82,8 @@ class LogText:
     body: bytes | None
     archive: ArchiveStore
     parts: StreamedParts | None = None
-    # An archived log's index from its row (`logs.archive_index`); None: S3 may hold it.
-    row_index: bytes | None = None
+    # Where an archived log's row is read for its index (`logs.archive_index`), when asked.
+    pool: asyncpg.Pool | None = None
 
     async def read(self, start: int, end: int) -> bytes:
         """Bytes `start`..`end` inclusive (within the log)."""
@@ -109,8 +109,10 @@ class LogText:
 
     async def archived_index(self) -> bytes | None:
         """The archive's index, as JSON: kept in the row when small, else beside it in S3."""
-        if self.row_index is not None:
-            return self.row_index
+        if self.pool is not None:
+            in_row: bytes | None = await self.pool.fetchval(_ROW_INDEX, self.log_id)
+            if in_row is not None:
+                return in_row
         return await self.archive.fetch_index(self.job_id)
 
     async def whole(self) -> bytes:
@@ -138,8 +140,7 @@ async def log_text(pool: asyncpg.Pool, archive: ArchiveStore, job_id: int) -> Lo
         head = await archive.head(job_id)
         if head is None:
             raise ApiError(404, MISSING)
-        row_index = await pool.fetchval(_ROW_INDEX, row["id"])
-        return LogText(job_id, row["id"], head.size, None, archive, row_index=row_index)
+        return LogText(job_id, row["id"], head.size, None, archive, pool=pool)
     body = (await content_of(archive, row, pending) or "").encode()
     return LogText(job_id, row["id"], len(body), body, archive)
 

@@ -167,7 +167,7 @@ async def test_a_large_log_archived_without_an_index_is_shown_whole(
     the whole text and draws it as it draws a small log."""
     lines = [f"{n:06d} " + "y" * 200 for n in range(1, 11_001)]  # over the 2 MiB limit
     await store_parts(pool, job_id, {1: "\n".join(lines) + "\n"}, final=1)
-    await archived_and_purged(pool, store, job_id)
+    await archived_and_purged(pool, store, job_id, index_in_s3=True)
     await store.delete_index(job_id)
 
     await page.goto(f"{api_url}/jobs/{job_id}")
