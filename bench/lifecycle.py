@@ -13,6 +13,10 @@ process. It prints:
   per lifecycle of this process (worker, client), the Temporal server and the S3 stand-in,
   also split into the first part and final part to purged (target: worker + Temporal <=
   the bare workflow's);
+- the same CPU figures for the floor of one workflow per log (FloorWorkflow: the log run's
+  starts and signals, 4 no-op local activities and its one upsert, no work): what the
+  lifecycle costs beyond that floor is its work, and the floor's own ratio to the bare
+  workflow is as low as the lifecycle's can go while each log is a workflow;
 - final part to purged on an idle system (target: <= quiet period + 0.5 s).
 
 Usage: python bench/lifecycle.py [--logs 200] [--concurrency 50] [--events] [--rounds 3]
@@ -62,9 +66,11 @@ with workflow.unsafe.imports_passed_through():
     from travis_logs.settings import Settings
     from travis_logs.temporal import DATA_CONVERTER
     from workers.temporal_worker import build_worker, lifecycle_activities
-    from workflows.client import signal_parts
+    from workflows.client import signal_parts, start_delay, start_options
     from workflows.models import (
+        LOG_STATE,
         SEARCH_ATTRIBUTES,
+        SIGNAL_PARTS,
         LogState,
         PartRef,
         PartsSignal,
@@ -73,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 BARE_QUEUE = "bench-bare"
+FLOOR_QUEUE = "bench-floor"
 TIME_LIMIT_S = 420  # a broken lifecycle fails the benchmark instead of hanging it
 PART_TEXT = "x" * 80  # travis-worker's parts are larger; the content size is not what is measured
 
@@ -92,6 +99,31 @@ class BareWorkflow:
             await workflow.execute_activity(
                 noop, step, start_to_close_timeout=timedelta(seconds=30)
             )
+        return n
+
+
+@workflow.defn(sandboxed=False)
+class FloorWorkflow:
+    """The floor of one workflow per log: LogWorkflow's happy path with none of its work.
+    Started asleep by the first part's signal-with-start with the same start options, woken
+    by the final part's; then 4 no-op local activities (aggregate, upload, verify, purge)
+    and the one upsert (`LogState` done) in that one workflow task."""
+
+    def __init__(self) -> None:
+        self._final = False
+
+    @workflow.signal(name=SIGNAL_PARTS)
+    def parts(self, signal: PartsSignal) -> None:
+        self._final = self._final or any(ref.final for ref in signal.refs)
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        await workflow.wait_condition(lambda: self._final)
+        for step in range(4):
+            await workflow.execute_local_activity(
+                noop, step, start_to_close_timeout=timedelta(seconds=30)
+            )
+        workflow.upsert_search_attributes([LOG_STATE.value_set(LogState.DONE.value)])
         return n
 
 
@@ -187,6 +219,10 @@ async def services(concurrency: int) -> AsyncIterator[Bench]:
             env.client, task_queue=BARE_QUEUE, workflows=[BareWorkflow], activities=[noop]
         )
         await stack.enter_async_context(bare)
+        floor = Worker(
+            env.client, task_queue=FLOOR_QUEUE, workflows=[FloorWorkflow], activities=[noop]
+        )
+        await stack.enter_async_context(floor)
         yield Bench(env.client, settings, pool, concurrency)
 
 
@@ -238,9 +274,11 @@ async def _store_final(bench: Bench, job_id: int, number: int) -> None:
 
 async def _signal(bench: Bench, job_id: int, number: int, final: bool) -> None:
     ref = PartRef(number, len(PART_TEXT) + 4, final)
-    # As the ingest signals: the first part opens the log (its run sleeps until the final).
+    # As the ingest signals: the first part opens the log (its run sleeps until the final),
+    # and its batch created the row (_store_log), so the run does not read the row first.
     opens = number == 0 and not final
-    await signal_parts(bench.client, bench.settings, PartsSignal(job_id, [ref], opens=opens))
+    signal = PartsSignal(job_id, [ref], opens=opens, created=number == 0)
+    await signal_parts(bench.client, bench.settings, signal)
 
 
 async def _open(bench: Bench, jobs: list[int]) -> None:
@@ -323,6 +361,37 @@ async def bare_rate(bench: Bench, runs: int) -> float:
     return runs / (max(ends) - started)
 
 
+async def _floor_signal(bench: Bench, workflow_id: str, final: bool) -> None:
+    """A part's signal-with-start to a floor run, with a log run's start options and delay."""
+    signal = PartsSignal(
+        0, [PartRef(9 if final else 0, len(PART_TEXT) + 4, final)], opens=not final
+    )
+    options = {**start_options(bench.settings, 0), "id": workflow_id, "task_queue": FLOOR_QUEUE}
+    await bench.client.start_workflow(
+        FloorWorkflow.run,
+        0,
+        start_signal=SIGNAL_PARTS,
+        start_signal_args=[signal],
+        start_delay=start_delay(bench.settings, signal),
+        **options,
+    )
+
+
+async def _floor_finish(bench: Bench, workflow_id: str) -> None:
+    await _floor_signal(bench, workflow_id, final=True)
+    await bench.client.get_workflow_handle(workflow_id).result()
+
+
+async def floor_cpu(bench: Bench, runs: int) -> Cpu:
+    """CPU per floor run: its first part's signal, then its final part's to completion."""
+    ids = [f"floor-{uuid.uuid4().hex[:12]}" for _ in range(runs)]
+    opening = _bounded(bench.concurrency, [partial(_floor_signal, bench, i, False) for i in ids])
+    _, opened = await _measured(opening, runs)
+    finishing = _bounded(bench.concurrency, [partial(_floor_finish, bench, i) for i in ids])
+    _, finished = await _measured(finishing, runs)
+    return opened + finished
+
+
 async def purge_latency(bench: Bench, samples: int) -> list[float]:
     """Seconds from sending the final part's signal to `purged_at` being set, one at a time."""
     latencies = []
@@ -396,6 +465,7 @@ class Round:
     ours: float
     opening: Cpu
     finishing: Cpu
+    floor: Cpu
 
 
 async def _round(bench: Bench, logs: int) -> Round:
@@ -408,7 +478,8 @@ async def _round(bench: Bench, logs: int) -> Round:
     for job_id in jobs:  # stored, not yet signalled: the runs do not know of them
         await _store_final(bench, job_id, 9)
     ours, finishing = await _measured(lifecycle_rate(bench, jobs), logs)
-    return Round(baseline, bare_cpu, ours, opening, finishing)
+    floor = await floor_cpu(bench, logs)
+    return Round(baseline, bare_cpu, ours, opening, finishing, floor)
 
 
 def _median_cpu(cpus: list[Cpu]) -> Cpu:
@@ -447,6 +518,7 @@ async def run(logs: int, concurrency: int, events: bool, rounds: int) -> None:
         opening = _median_cpu([r.opening for r in found])
         finishing = _median_cpu([r.finishing for r in found])
         bare_cpu = _median_cpu([r.bare_cpu for r in found])
+        floor = _median_cpu([r.floor for r in found])
         whole = _median_cpu([r.opening + r.finishing for r in found])
         print(
             f"complete lifecycles/s (final part to purged, quiet period 0): {ours:.1f}; "
@@ -463,6 +535,19 @@ async def run(logs: int, concurrency: int, events: bool, rounds: int) -> None:
             f"  per lifecycle against the bare workflow: Temporal {temporal:.2f}x (target <= 0.5),"
             f" worker {worker:.2f}x (target <= 0.8); billable actions {small.actions.total}"
             f" (target <= 6); medians of the rounds' ratios"
+        )
+        print(
+            f"  CPU ms per floor run (one workflow per log: the same starts and signals, "
+            f"4 no-op local activities, 1 upsert): {floor}"
+        )
+        floors = [(r.opening + r.finishing, r.floor, r.bare_cpu) for r in found]
+        print(
+            "  the floor against the bare workflow: Temporal"
+            f" {statistics.median(f.temporal / b.temporal for _, f, b in floors):.2f}x,"
+            f" worker {statistics.median(f.own / b.own for _, f, b in floors):.2f}x;"
+            " the lifecycle against the floor: Temporal"
+            f" {statistics.median(w.temporal / f.temporal for w, f, _ in floors):.2f}x,"
+            f" worker {statistics.median(w.own / f.own for w, f, _ in floors):.2f}x"
         )
         latencies = await purge_latency(bench, 10)
         print(

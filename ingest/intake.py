@@ -276,7 +276,7 @@ async def _find_or_create_logs(conn: asyncpg.Connection, job_ids: list[int]) -> 
     missing = [j for j in job_ids if j not in found]
     if missing:
         for r in await conn.fetch(_CREATE_LOGS, missing):
-            found[r["job_id"]] = KnownLog(r["id"], r["job_id"], None, empty=True)
+            found[r["job_id"]] = KnownLog(r["id"], r["job_id"], None, empty=True, created=True)
         # Rows another transaction created meanwhile: ON CONFLICT waited for its commit, and
         # this new statement's snapshot sees them.
         raced = [j for j in missing if j not in found]

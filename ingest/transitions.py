@@ -6,6 +6,7 @@ after a forced aggregation, or by PUT /logs for a restarted job), a final part, 
 part stored once the log has a final part. So a job costs its workflow 2-3 signals
 whatever its length, and a redelivered duplicate none. The first part's signal `opens` the
 log: its run starts asleep, and the final part's signal wakes it (workflows/client.py).
+When the batch `created` the row, the signal says so, and the run skips reading the row.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class KnownLog:
     empty: bool
     # Literal strings of the job's redactions: masked in its parts before they are stored.
     secrets: tuple[str, ...] = ()
+    # This batch created the row (LogWorkflow then skips its first read of it).
+    created: bool = False
 
 
 def transitions(rows: Sequence[StoredRow], logs: dict[int, KnownLog]) -> list[PartsSignal]:
@@ -49,7 +52,7 @@ def transitions(rows: Sequence[StoredRow], logs: dict[int, KnownLog]) -> list[Pa
         lg = logs[log_id]
         refs = _transition_refs(lg, sorted(new, key=lambda r: r["number"]))
         if refs:
-            signals.append(PartsSignal(lg.job_id, refs, opens=_opens(lg, refs)))
+            signals.append(PartsSignal(lg.job_id, refs, opens=_opens(lg, refs), created=lg.created))
     return signals
 
 

@@ -9,7 +9,7 @@ workflows/log_activities.py, made under the workflow's lock; every wait goes thr
 ```mermaid
 stateDiagram-v2
     [*] --> LOAD: final part ends the first part's start delay, or the delay ends, or an update
-    LOAD --> WAIT: log row read (final number, archive, newest part's age)
+    LOAD --> WAIT: log row read (final number, archive, newest part's age), unless new
     WAIT --> SETTLE: final part + quiet period passed / sweeper, parts left / request
     WAIT --> CLOSE: sweeper, every stored part already in the content
     SETTLE --> WAIT: a part or request came in (window 1: during aggregate/upload)
@@ -23,8 +23,8 @@ stateDiagram-v2
     note right of LOAD: window 3, after the run closed: a new run reads the row first
 ```
 
-The happy path is two workflow tasks: the final part's (read the row, arm the quiet timer)
-and the quiet timer's firing, in which aggregate, upload, verify and purge run as local
+The happy path is two workflow tasks: the final part's (arm the quiet timer; a run whose
+row existed before its first part reads the row first) and the quiet timer's firing, in which aggregate, upload, verify and purge run as local
 activities one after the other. The run sleeps from the first part on: the ingest starts it
 with a start delay (workflows/client.py `start_delay`), which the final part's
 signal-with-start or an update ends; when the delay runs out first, the log may be silent,
@@ -147,6 +147,7 @@ class LogWorkflow:
         self._t = inp.timings
         self._s = inp.state or LogWorkflowState(last_part_at_ms=_now_ms())
         self._signals = 0  # this run's; the server refuses the 10,001st
+        self._row_created = False  # a signal said its batch created the log's row
         self._shown = Visibility(inp.job_id)
         self._metrics = LifecycleMetrics()
         self._activities = LogActivities(inp.job_id, inp.timings)
@@ -170,6 +171,7 @@ class LogWorkflow:
         if signal.job_id != self._job_id:
             workflow.logger.warning("ignoring parts of job %d sent to this log", signal.job_id)
             return
+        self._row_created = self._row_created or signal.created
         now_ms = _now_ms()
         st.on_parts(self._s, signal.refs, now_ms)
         st.on_part_milestones(self._s, signal.refs, now_ms)
@@ -277,11 +279,17 @@ class LogWorkflow:
         return self._s
 
     async def _load(self) -> Phase:
-        """A fresh run reads the log first: a late part must not wait hours for a final."""
-        snapshot = await self._locked(
-            self._activities.inspect("read the log's state from the database")
-        )
-        st.adopt(self._s, snapshot, _now_ms())
+        """A fresh run reads the log first: a late part must not wait hours for a final.
+
+        Not when its first part's batch created the row: the row then holds no archive, no
+        purge and no redaction, a final part comes with its own signal, and the aggregation
+        reads the row anyway. Histories recorded before the `created` flag carry no such
+        signal, so they replay with the read."""
+        if not self._row_created:
+            snapshot = await self._locked(
+                self._activities.inspect("read the log's state from the database")
+            )
+            st.adopt(self._s, snapshot, _now_ms())
         if self._woke_at_start_delay() and self._s.final_number is None:
             st.on_force_wake(self._s)  # no final part in LOGS_FORCE_AFTER_S: silent?
         return Phase.WAIT

@@ -48,6 +48,10 @@ class PartsSignal:
     # The log's first part, and no final part known: the run it starts may sleep until the
     # final part's signal (a start delay, workflows/client.py). The workflow ignores it.
     opens: bool = False
+    # The batch that stored this first part created the log's row: the row holds nothing
+    # the run needs before its first aggregation, so the run does not read it first
+    # (LogWorkflow._load). Only the ingest's own send sets it, never a resend from the outbox.
+    created: bool = False
 
 
 @dataclass

@@ -244,6 +244,8 @@ async def test_the_first_part_starts_a_sleeping_run_that_the_final_part_wakes(
     await intake.accept([LogPart(job_id, 2, "", True)])
     await publisher.aclose()
     assert await _tasks_scheduled(handle) == 1
+    # The first batch created the log's row, and its signal says so; the final's does not.
+    assert [s.created for s in await signals_of(temporal_client, job_id)] == [True, False]
 
 
 async def _tasks_scheduled(handle: WorkflowHandle[Any, Any]) -> int:

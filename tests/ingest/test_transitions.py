@@ -65,3 +65,14 @@ def test_one_signal_per_job_of_the_batch() -> None:
         PartsSignal(100, [PartRef(0, 5, False)], opens=True),
         PartsSignal(200, [PartRef(4, 0, True)]),
     ]
+
+
+def test_only_the_batch_that_created_the_row_says_so() -> None:
+    """`created` rides on the first part's signal of a row this batch created, and on no
+    other: a row that existed empty (purged after a forced round, cleared) is read first."""
+    logs = {1: KnownLog(1, 100, None, True, created=True), 2: KnownLog(2, 200, None, True)}
+    rows: list[dict[str, object]] = [
+        {"log_id": 1, "number": 0, "final": False, "size": 5},
+        {"log_id": 2, "number": 0, "final": False, "size": 5},
+    ]
+    assert [(s.job_id, s.created) for s in transitions(rows, logs)] == [(100, True), (200, False)]

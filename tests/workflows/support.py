@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,11 +56,25 @@ async def send(
     final: int | None,
     *,
     opens: bool = False,
+    created: bool = False,
 ) -> WorkflowHandle[LogWorkflow, LogWorkflowState]:
     """Signal the parts (signal-with-start), as the ingest does for transitions; `opens`:
-    the log's first part, whose run sleeps until the final part (as the ingest starts it)."""
-    await signal_parts(client, settings, PartsSignal(job_id, refs(parts, final), opens=opens))
+    the log's first part, whose run sleeps until the final part (as the ingest starts it);
+    `created`: the batch of those parts created the log's row."""
+    signal = PartsSignal(job_id, refs(parts, final), opens=opens, created=created)
+    await signal_parts(client, settings, signal)
     return handle_of(client, job_id)
+
+
+async def local_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The activity types of the run's local activities, in the order they were recorded."""
+    found = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details
+            if "data" in details:
+                found.append(json.loads(details["data"].payloads[0].data)["activity_type"])
+    return found
 
 
 async def workflow_tasks(handle: WorkflowHandle[Any, Any]) -> int:

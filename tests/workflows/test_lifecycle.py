@@ -18,6 +18,7 @@ from tests.workflows.support import (
     continued_state,
     fast,
     handle_of,
+    local_activities,
     record,
     send,
     workflow_tasks,
@@ -53,6 +54,7 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     handle = await send(temporal_client, quick, job_id, {4: ""}, final=4)
     state = await handle.result()
     assert await workflow_tasks(handle) == 2
+    assert (await local_activities(handle))[0] == "inspect_log"  # its row existed: read first
 
     assert await store.fetch(job_id) == joined(PARTS).encode()
     row = await log_row(pool, job_id)
@@ -66,6 +68,32 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     assert attributes.get(LOG_STATE) == LogState.DONE
     assert attributes.get(ARCHIVE_ATTEMPTS) == 1
     await record(handle, "lifecycle")
+
+
+async def test_a_log_whose_first_part_created_its_row_is_not_read_first(
+    worker: Worker,
+    temporal_client: Client,
+    quick: Settings,
+    pool: asyncpg.Pool,
+    store: ArchiveStore,
+    job_id: int,
+) -> None:
+    """The ingest says when a batch created the log's row: the run then starts with the
+    quiet period, with no read of the row, and the log is archived and purged all the same."""
+    await store_parts(pool, job_id, PARTS, final=4)
+    await send(temporal_client, quick, job_id, {0: PARTS[0]}, final=None, opens=True, created=True)
+    handle = await send(temporal_client, quick, job_id, {4: ""}, final=4)
+    state = await handle.result()
+    assert await local_activities(handle) == [
+        "aggregate_log",
+        "archive_log",
+        "verify_archive",
+        "purge_log",
+    ]
+    assert await store.fetch(job_id) == joined(PARTS).encode()
+    assert (await log_row(pool, job_id))["purged_at"] is not None
+    assert state.state == LogState.DONE and state.stats.content_parts == len(PARTS)
+    await record(handle, "lifecycle_new_row")
 
 
 async def test_streaming_log_is_visible_and_every_step_is_summarised(

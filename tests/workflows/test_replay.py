@@ -38,6 +38,7 @@ def test_corpus_covers_the_lifecycle_paths() -> None:
     """The recorded histories include every path the replay is meant to guard."""
     expected = {
         "lifecycle",
+        "lifecycle_new_row",
         "lifecycle_started_at_once",
         "silent_woke_at_start_delay",
         "replace_while_asleep",
