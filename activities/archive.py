@@ -48,18 +48,25 @@ from travis_logs.archive_store import (
 )
 from travis_logs.log_index import IndexBuilder
 from travis_logs.logrow import TEXT_COLUMNS, RowText
+from travis_logs.stored_index import ARRIVALS, HeldParts
 from travis_logs.transfer import Progress
 
-# The content's size and SHA-256 as UTF-8 bytes (as Python encodes it; in a UTF8 database,
-# no conversion), by the database: S3 takes them before the upload's first byte, and the
-# worker never holds the text to compute them.
+# The round's one read, which marks the row `archiving` when it has content: the content's
+# size and SHA-256 as UTF-8 bytes (as Python encodes it; in a UTF8 database, no conversion),
+# by the database, since S3 takes them before the upload's first byte; the bytes themselves
+# when they fit in one upload part ($2), so that most logs cost no second read; and the
+# part index with arrival times, which the log's index keeps. One snapshot, so all of it is
+# of one content version. The subquery converts the content once (OFFSET 0: not flattened).
 _READ = f"""
+WITH marked AS (UPDATE logs SET archiving = true WHERE job_id = $1 AND content IS NOT NULL)
 SELECT id, content_version, cardinality(part_numbers) AS parts,
        archive_version IS NULL AS unarchived, {TEXT_COLUMNS},
        archive_version, archive_size, archive_sha256,
-       octet_length(content) AS size,
-       encode(sha256(convert_to(content, 'UTF8')), 'hex') AS sha256
-FROM logs WHERE job_id = $1
+       octet_length(b) AS size, encode(sha256(b), 'hex') AS sha256,
+       CASE WHEN octet_length(b) <= $2 THEN b END AS body,
+       part_numbers, part_sizes, arrivals
+FROM (SELECT l.*, convert_to(l.content, 'UTF8') AS b, {ARRIVALS}
+      FROM logs l WHERE l.job_id = $1 OFFSET 0) AS r
 """
 # The content in byte ranges of its UTF-8 encoding. Byte offsets, not `substring(content
 # ...)` on the text: a character offset in UTF-8 is found by scanning from the start, so
@@ -78,7 +85,6 @@ FROM (SELECT convert_to(content, 'UTF8') AS b FROM logs
      generate_series(1, octet_length(l.b), $3) AS s
 """
 _CHUNK_BYTES = 1 << 20
-_MARK_ARCHIVING = "UPDATE logs SET archiving = true WHERE id = $1"
 # The index goes with the archive it describes: `archive_index` NULL when it is in S3.
 _RECORD = """
 UPDATE logs SET archiving = false, archived_at = now(), archive_verified = NULL,
@@ -102,6 +108,7 @@ class _Upload:
     job_id: int
     log_id: int
     what: Announced
+    held: HeldParts  # the parts of `what.version`, read with it
 
     @property
     def version(self) -> int:
@@ -118,22 +125,21 @@ class _Indexed:
 
 
 class _Content:
-    """The log's content read from the database in chunks, indexed as it passes: `indexed`
-    is the index of the last read that went to the end.
+    """The log's content, indexed as it passes: `indexed` is the index of the last read that
+    went to the end.
 
-    A log that fits in one upload part (most logs) is read in one query and its connection
-    released before anything goes to S3, so that uploads stalled on S3 hold no database
-    connection; a larger one is read through a cursor, a chunk at a time, which holds one
-    connection while its parts go up.
+    A log that fits in one upload part (most logs) came with the round's first read
+    (`body`), so uploads stalled on S3 hold no database connection; a larger one is read
+    through a cursor, a chunk at a time, which holds one connection while its parts go up.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, upload: _Upload, progress: Progress, whole_bytes: int
+        self, pool: asyncpg.Pool, upload: _Upload, progress: Progress, body: bytes | None
     ) -> None:
         self._pool = pool
         self._upload = upload
         self._progress = progress
-        self._whole_bytes = whole_bytes
+        self._body = body
         self.indexed: IndexBuilder | None = None
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
@@ -150,9 +156,8 @@ class _Content:
         self.indexed = builder
 
     async def _read(self, query: str, *args: object) -> AsyncGenerator[bytes, None]:
-        if self._upload.what.size <= self._whole_bytes:
-            for record in await self._pool.fetch(query, *args):
-                yield record["chunk"]
+        if self._body is not None:
+            yield self._body
             return
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             async for record in conn.cursor(query, *args, prefetch=1):
@@ -177,7 +182,7 @@ class ArchiveActivities:
     async def archive_log(self, inp: ArchiveInput) -> ArchiveResult:
         """Write the log's current content to jobs/<job_id>/log.txt (idempotent), and its
         index beside it."""
-        row = await self._pool.fetchrow(_READ, inp.job_id)
+        row = await self._pool.fetchrow(_READ, inp.job_id, self._store.part_bytes)
         if row is not None and not row["has_text"] and _archive_is_the_log(row):
             # Purged: the archive is the only copy, so archiving again means reading it back
             # against what was recorded (verify), never writing it from itself.
@@ -191,17 +196,19 @@ class ArchiveActivities:
                 non_retryable=True,
             )
         what = Announced(row["size"], row["sha256"], row["content_version"], row["parts"])
-        upload = _Upload(inp.job_id, row["id"], what)
-        await self._pool.execute(_MARK_ARCHIVING, row["id"])
+        upload = _Upload(inp.job_id, row["id"], what, HeldParts.of(row))
         progress = Progress()
-        content = _Content(self._pool, upload, progress, self._store.part_bytes)
+        content = _Content(self._pool, upload, progress, row["body"])
         write = self._write(upload, content, inp.rewrite, row["unarchived"], progress)
         uploaded = await heartbeating(write, progress)
         indexed = await heartbeating(self._index(upload, content, uploaded, progress), progress)
-        await self._pool.execute(
+        status = await self._pool.execute(
             _RECORD, row["id"], what.version, what.size, what.sha256, indexed.in_row
         )
-        return ArchiveResult(what.version, what.size, what.sha256, uploaded, indexed.checked)
+        # Not recorded (the log holds a newer version now): an index meant for the row is
+        # nowhere, and that round indexes its own version.
+        checked = indexed.checked and (indexed.in_row is None or status != "UPDATE 0")
+        return ArchiveResult(what.version, what.size, what.sha256, uploaded, checked)
 
     async def _write(
         self,
@@ -260,7 +267,9 @@ class ArchiveActivities:
                 async for _ in chunks:
                     pass  # the read indexes what it reads
         assert content.indexed is not None  # a read that ends sets it
-        encoded = await encode_index(self._pool, upload.log_id, content.indexed, what.version)
+        encoded = await encode_index(
+            self._pool, upload.log_id, content.indexed, what.version, upload.held
+        )
         if encoded is None:
             return _Indexed(None, checked=False)  # the log holds a newer version now
         if len(encoded) <= self._row_max:

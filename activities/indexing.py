@@ -18,7 +18,7 @@ import asyncpg
 
 from travis_logs.archive_store import ArchiveStore, StoredIndex
 from travis_logs.log_index import IndexBuilder
-from travis_logs.stored_index import archived_parts
+from travis_logs.stored_index import HeldParts, archived_parts
 from travis_logs.transfer import Progress
 
 
@@ -55,11 +55,16 @@ WHERE job_id = $1 AND archive_version = $2 AND archive_sha256 = $4
 
 
 async def encode_index(
-    pool: asyncpg.Pool, log_id: int, builder: IndexBuilder, version: int
+    pool: asyncpg.Pool,
+    log_id: int,
+    builder: IndexBuilder,
+    version: int,
+    held: HeldParts | None = None,
 ) -> bytes | None:
     """The index of content version `version`, whose whole text `builder` was fed, as JSON;
-    None when the log holds another version now: its round indexes it."""
-    parts = await archived_parts(pool, log_id, version)
+    None when the log holds another version now: its round indexes it. `held`: that
+    version's parts, when the caller read them with its text (else they are read here)."""
+    parts = held or await archived_parts(pool, log_id, version)
     if parts is None:
         return None
     index = builder.finish(parts.numbers, parts.sizes, parts.arrivals)

@@ -17,12 +17,28 @@ from activities.models import (
     PurgeResult,
 )
 
-_LOCK = """
-SELECT id, content_version, archive_version, archive_verified, part_numbers FROM logs
-WHERE job_id = $1 FOR NO KEY UPDATE
+# One statement, so one round trip and its own transaction: the row locked (a concurrent
+# change committed meanwhile is what the lock returns), checked against version $2, and
+# only then its content NULLed and exactly its indexed parts deleted.
+_PURGE = """
+WITH l AS (
+    SELECT id, content_version, archive_version, archive_verified, part_numbers FROM logs
+    WHERE job_id = $1 FOR NO KEY UPDATE
+), ok AS (
+    SELECT id, part_numbers FROM l
+    WHERE content_version = $2 AND archive_version = $2 AND archive_verified
+), deleted AS (
+    DELETE FROM log_parts p USING ok WHERE p.log_id = ok.id AND p.number = ANY(ok.part_numbers)
+    RETURNING 1
+), purged AS (
+    UPDATE logs SET content = NULL, purged_at = now(), updated_at = now()
+    FROM ok WHERE logs.id = ok.id RETURNING 1
+)
+SELECT content_version, archive_version, archive_verified,
+       (SELECT count(*) FROM deleted) AS parts_deleted,
+       EXISTS (SELECT 1 FROM purged) AS purged
+FROM l
 """
-_DELETE_ARCHIVED_PARTS = "DELETE FROM log_parts WHERE log_id = $1 AND number = ANY($2::integer[])"
-_PURGE = "UPDATE logs SET content = NULL, purged_at = now(), updated_at = now() WHERE id = $1"
 
 
 class PurgeActivities:
@@ -34,18 +50,14 @@ class PurgeActivities:
     @activity.defn(name=PURGE_LOG.name)
     async def purge_log(self, inp: PurgeInput) -> PurgeResult:
         """NULL the content and delete the archived parts, if the archive is the verified one."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_LOCK, inp.job_id)
-            reason = _refusal(row, inp.content_version)
-            if reason:
-                return PurgeResult(purged=False, reason=reason)
-            status = await conn.execute(_DELETE_ARCHIVED_PARTS, row["id"], row["part_numbers"])
-            await conn.execute(_PURGE, row["id"])
-        return PurgeResult(purged=True, parts_deleted=int(status.split()[-1]))
+        row = await self._pool.fetchrow(_PURGE, inp.job_id, inp.content_version)
+        if row is None or not row["purged"]:
+            return PurgeResult(purged=False, reason=_refusal(row, inp.content_version))
+        return PurgeResult(purged=True, parts_deleted=row["parts_deleted"])
 
 
 def _refusal(row: asyncpg.Record | None, version: int) -> str:
-    """Why this log must not be purged as `version`; empty when it may."""
+    """Why this log was not purged as `version` (the statement's own test, in words)."""
     if row is None:
         return "the log does not exist"
     if row["content_version"] != version:

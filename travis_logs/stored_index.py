@@ -56,12 +56,14 @@ def _with_marker(sizes: dict[int, int], cut: Cut, size: int, prefix: int) -> dic
     return kept
 
 
-_HELD = """
-SELECT l.part_numbers, l.part_sizes,
-       ARRAY(SELECT p.created_at
+# The arrival time of each part in a `logs` row's part index (NULL once purged), in its
+# order, for a query over `logs l`.
+ARRIVALS = """ARRAY(SELECT p.created_at
              FROM unnest(l.part_numbers) WITH ORDINALITY AS n(number, i)
              LEFT JOIN log_parts p ON p.log_id = l.id AND p.number = n.number
-             ORDER BY n.i) AS arrivals
+             ORDER BY n.i) AS arrivals"""
+_HELD = f"""
+SELECT l.part_numbers, l.part_sizes, {ARRIVALS}
 FROM logs l WHERE l.id = $1 AND l.content_version = $2
 """
 
@@ -74,16 +76,19 @@ class HeldParts:
     sizes: list[int]
     arrivals: list[int | None]
 
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> HeldParts:
+        """From a row with `part_numbers`, `part_sizes` and `arrivals` (ARRIVALS)."""
+        arrivals = [None if at is None else _ms(at) for at in row["arrivals"]]
+        return cls(list(row["part_numbers"]), list(row["part_sizes"]), arrivals)
+
 
 async def archived_parts(
     conn: asyncpg.Pool | asyncpg.Connection, log_id: int, content_version: int
 ) -> HeldParts | None:
     """The part index of content version `content_version`; None when the log has another."""
     row = await conn.fetchrow(_HELD, log_id, content_version)
-    if row is None:
-        return None
-    arrivals = [None if at is None else _ms(at) for at in row["arrivals"]]
-    return HeldParts(list(row["part_numbers"]), list(row["part_sizes"]), arrivals)
+    return None if row is None else HeldParts.of(row)
 
 
 def _ms(at: datetime) -> int:

@@ -8,11 +8,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.aggregate import AggregateActivities
+from activities.archive import ArchiveActivities
 from activities.models import (
     AggregateInput,
+    ArchiveInput,
     PurgeInput,
     RemoveArchiveInput,
     ReplaceInput,
+    VerifyInput,
 )
 from activities.purge import PurgeActivities
 from activities.replace import ReplaceActivities
@@ -33,6 +36,27 @@ async def test_purge_refuses_an_unverified_log(
     assert not refused.purged and "no verified archive" in refused.reason
     assert (await log_row(pool, job_id))["content"] == "a\n"
     assert await stored_numbers(pool, job_id) == [0]
+
+
+async def test_purge_refuses_a_version_the_log_has_moved_past(
+    pool: asyncpg.Pool, store: ArchiveStore, job_id: int
+) -> None:
+    """Version 1 archived and verified, then a late part merged (version 2): purging version 1
+    would drop a part its archive does not hold, so the content and every part stay."""
+    await store_parts(pool, job_id, {0: "a\n"})
+    aggregate = AggregateActivities(pool, store).aggregate_log
+    await env.run(aggregate, AggregateInput(job_id))
+    archive = ArchiveActivities(pool, store)
+    written = await env.run(archive.archive_log, ArchiveInput(job_id))
+    check = VerifyInput(job_id, written.content_version, written.size, written.sha256)
+    assert (await env.run(archive.verify_archive, check)).verified
+    await store_parts(pool, job_id, {1: "b\n"}, final=1)
+    await env.run(aggregate, AggregateInput(job_id))
+    refused = await env.run(PurgeActivities(pool).purge_log, PurgeInput(job_id, 1))
+    assert not refused.purged and "the content changed (version 2" in refused.reason
+    row = await log_row(pool, job_id)
+    assert row["content"] == "a\nb\n" and row["purged_at"] is None
+    assert await stored_numbers(pool, job_id) == [0, 1]
 
 
 async def test_replace_is_put_logs_and_a_repeated_request_is_a_no_op(
