@@ -1,8 +1,8 @@
 """Reading a log's state and merging its stored parts into its content, in number order.
 
-Aggregation is set-exact: under a lock on the log's row it reads which parts are stored,
-merges exactly those that the content does not hold yet, and records them in the part
-index. A part committed meanwhile is not in the index, so purge (which deletes only indexed
+Aggregation is set-exact: the statement that locks the log's row reads which parts are
+stored; the merge takes exactly those that the content does not hold yet, and records them
+in the part index. A part committed meanwhile is not in the index, so purge (which deletes only indexed
 numbers) leaves it for the next aggregation. Parts stay stored until purge.
 
 The merge is planned from sizes and numbers and executed by PostgreSQL in one UPDATE
@@ -60,19 +60,23 @@ SELECT l.id, l.final_number, l.content_version, {TEXT_COLUMNS},
             ORDER BY id DESC LIMIT 20) r) AS redactions
 FROM logs l WHERE l.job_id = $1
 """
+# With the stored parts' numbers and byte sizes (octet_length of a stored text is read from
+# its header: no part's text is read here), in the statement's snapshot: a part committed
+# while the lock waited is not among them, like one committed after it, and stays stored
+# for the next round (a part after the final one is signalled; ingest/transitions.py).
 _LOCKED_ROW = f"""
 SELECT id, octet_length(content) AS content_bytes, content_version, part_numbers,
        part_sizes, final_number, {TEXT_COLUMNS}, removed_by IS NOT NULL AS removed,
        archive_size, archive_sha256, {CUT_COLUMNS},
        CASE WHEN archive_verified THEN archive_version END AS verified_version,
        ARRAY(SELECT r.secret FROM log_redaction_rules r
-             WHERE r.job_id = logs.job_id AND r.active) AS secrets
+             WHERE r.job_id = logs.job_id AND r.active) AS secrets,
+       ARRAY(SELECT p.number FROM log_parts p WHERE p.log_id = logs.id
+             ORDER BY p.number) AS stored_numbers,
+       ARRAY(SELECT coalesce(octet_length(p.content), 0) FROM log_parts p
+             WHERE p.log_id = logs.id ORDER BY p.number) AS stored_sizes
 FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
 """
-# octet_length of a stored text is read from its header: no part's text is read here.
-_STORED = (
-    "SELECT number, coalesce(octet_length(content), 0) AS size FROM log_parts WHERE log_id = $1"
-)
 _CONTENT = "SELECT content FROM logs WHERE id = $1"
 _PART_CONTENT = """
 SELECT number, content FROM log_parts WHERE log_id = $1 AND number = ANY($2::integer[])
@@ -118,7 +122,7 @@ class AggregateActivities:
             row = await conn.fetchrow(_LOCKED_ROW, inp.job_id)
             if row is None:
                 return AggregateResult(log_id=None)
-            fresh, duplicates = await _new_numbers(conn, row)
+            fresh, duplicates = _new_numbers(row)
             if not fresh:
                 return _unchanged(row, duplicates)
             if not RowText.of(row).purged:
@@ -137,18 +141,16 @@ class AggregateActivities:
             return await _merge(conn, locked, base)
 
 
-async def _new_numbers(conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[list[int], int]:
+def _new_numbers(row: asyncpg.Record) -> tuple[list[int], int]:
     """Stored part numbers the log does not hold yet, and how many it holds already."""
-    fresh, duplicates = await _fresh_parts(conn, row)
+    fresh, duplicates = _fresh_parts(row)
     return [n for n, _ in fresh], duplicates
 
 
-async def _fresh_parts(
-    conn: asyncpg.Connection, row: asyncpg.Record
-) -> tuple[list[tuple[int, int]], int]:
+def _fresh_parts(row: asyncpg.Record) -> tuple[list[tuple[int, int]], int]:
     """(number, byte size) of the stored parts the log does not hold yet, in number order,
-    and how many it holds already."""
-    stored = [(r["number"], r["size"]) for r in await conn.fetch(_STORED, row["id"])]
+    and how many it holds already (the locked row's `stored_numbers` and `stored_sizes`)."""
+    stored = list(zip(row["stored_numbers"], row["stored_sizes"], strict=True))
     held = set(row["part_numbers"])
     fresh = sorted((n, size) for n, size in stored if n not in held)
     return fresh, len(stored) - len(fresh)
@@ -183,7 +185,7 @@ async def _merge(
     # late parts is whole only there) and the parts to match: `mask` and its spans are
     # Python. The rules could move to SQL too (replace() over the concatenation, the parts'
     # spans from the index), but masking must stay byte-identical to `mask`: not done yet.
-    fresh, duplicates = await _new_numbers(conn, row)
+    fresh, duplicates = _new_numbers(row)
     parts = await conn.fetch(_PART_CONTENT, row["id"], fresh)
     if base is None:
         base = ((await conn.fetchval(_CONTENT, row["id"])) or "").encode()
@@ -206,7 +208,7 @@ async def _merge(
 async def _merge_in_db(conn: asyncpg.Connection, row: asyncpg.Record) -> AggregateResult:
     """The merge planned from sizes and numbers and executed by PostgreSQL: the log's text
     never enters the worker (travis_logs.merge_plan, activities.merge_in_db)."""
-    fresh, duplicates = await _fresh_parts(conn, row)
+    fresh, duplicates = _fresh_parts(row)
     index = PartIndex(tuple(row["part_numbers"]), tuple(row["part_sizes"]))
     planned = plan(row["content_bytes"] or 0, index, fresh, cut_of(row))
     written = await execute(conn, row["id"], planned)
