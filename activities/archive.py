@@ -10,9 +10,10 @@ looked at (`If-None-Match: *` when there was none) and refuses when S3 holds a h
 version. Verify never trusts the upload: it reads the object back and compares size and
 SHA-256 with what was written.
 
-Neither step holds the log in memory. The upload reads `logs.content` from PostgreSQL in
-chunks of bytes (`_CHUNKS`) and streams them to S3 (a multipart upload past one part), the
-index of the log built from the same chunks; its size and SHA-256 are computed by the
+Neither step holds more than one upload part of the log in memory. A log that fits in one
+part comes with the round's first read; a larger one is read from PostgreSQL in chunks of
+bytes (`_CHUNKS`) and streamed to S3 as a multipart upload, the index of the log built from
+the same chunks; its size and SHA-256 are computed by the
 database first, since S3 takes them as metadata before the first byte, and the streamed
 bytes are hashed again on the way: a stream that is not those bytes writes nothing. Verify
 hashes the object as it reads it back, and rebuilds the index from those bytes when the one
