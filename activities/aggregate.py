@@ -2,8 +2,8 @@
 
 Aggregation is set-exact: the statement that locks the log's row reads which parts are
 stored; the merge takes exactly those that the content does not hold yet, and records them
-in the part index. A part committed meanwhile is not in the index, so purge (which deletes only indexed
-numbers) leaves it for the next aggregation. Parts stay stored until purge.
+in the part index. A part committed meanwhile is not in the index, so purge (which deletes
+only indexed numbers) leaves it for the next aggregation. Parts stay stored until purge.
 
 The merge is planned from sizes and numbers and executed by PostgreSQL in one UPDATE
 (activities.merge_in_db), so the log's text does not enter the worker; a log with active
@@ -71,11 +71,13 @@ SELECT id, octet_length(content) AS content_bytes, content_version, part_numbers
        CASE WHEN archive_verified THEN archive_version END AS verified_version,
        ARRAY(SELECT r.secret FROM log_redaction_rules r
              WHERE r.job_id = logs.job_id AND r.active) AS secrets,
-       ARRAY(SELECT p.number FROM log_parts p WHERE p.log_id = logs.id
-             ORDER BY p.number) AS stored_numbers,
-       ARRAY(SELECT coalesce(octet_length(p.content), 0) FROM log_parts p
-             WHERE p.log_id = logs.id ORDER BY p.number) AS stored_sizes
-FROM logs WHERE job_id = $1 FOR NO KEY UPDATE
+       stored.numbers AS stored_numbers, stored.sizes AS stored_sizes
+FROM logs, LATERAL (
+    SELECT coalesce(array_agg(p.number ORDER BY p.number), '{{}}') AS numbers,
+           coalesce(array_agg(coalesce(octet_length(p.content), 0) ORDER BY p.number), '{{}}')
+               AS sizes
+    FROM log_parts p WHERE p.log_id = logs.id) AS stored
+WHERE job_id = $1 FOR NO KEY UPDATE OF logs
 """
 _CONTENT = "SELECT content FROM logs WHERE id = $1"
 _PART_CONTENT = """

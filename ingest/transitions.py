@@ -52,7 +52,8 @@ def transitions(rows: Sequence[StoredRow], logs: dict[int, KnownLog]) -> list[Pa
         lg = logs[log_id]
         refs = _transition_refs(lg, sorted(new, key=lambda r: r["number"]))
         if refs:
-            signals.append(PartsSignal(lg.job_id, refs, opens=_opens(lg, refs), created=lg.created))
+            opens = _opens(lg, refs)
+            signals.append(PartsSignal(lg.job_id, refs, opens=opens, created=lg.created))
     return signals
 
 

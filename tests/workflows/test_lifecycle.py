@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -38,6 +39,7 @@ from workflows.models import (
 PARTS = {0: "$ make\n", 2: "ok ✓\n", 1: "building…\n", 3: "Done.\n", 4: ""}
 
 
+@pytest.mark.parametrize("created", [False, True], ids=["row-existed", "row-created"])
 async def test_lifecycle_archives_parts_in_order_and_purges(
     worker: Worker,
     temporal_client: Client,
@@ -45,16 +47,20 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     pool: asyncpg.Pool,
     store: ArchiveStore,
     job_id: int,
+    created: bool,
 ) -> None:
     """Parts stored out of order end up archived in number order; the row is purged. The run
     sleeps from the first part to the final one: two workflow tasks in all, the final part's
-    (read the row, arm the quiet timer) and the quiet timer's (the whole pipeline)."""
+    (arm the quiet timer) and the quiet timer's (the whole pipeline). The final part's task
+    reads the row first, unless the ingest said the first part's batch `created` it."""
     await store_parts(pool, job_id, PARTS, final=4)
-    await send(temporal_client, quick, job_id, {0: PARTS[0]}, final=None, opens=True)
+    first = {0: PARTS[0]}
+    await send(temporal_client, quick, job_id, first, final=None, opens=True, created=created)
     handle = await send(temporal_client, quick, job_id, {4: ""}, final=4)
     state = await handle.result()
     assert await workflow_tasks(handle) == 2
-    assert (await local_activities(handle))[0] == "inspect_log"  # its row existed: read first
+    pipeline = ["aggregate_log", "archive_log", "verify_archive", "purge_log"]
+    assert await local_activities(handle) == ([] if created else ["inspect_log"]) + pipeline
 
     assert await store.fetch(job_id) == joined(PARTS).encode()
     row = await log_row(pool, job_id)
@@ -63,37 +69,12 @@ async def test_lifecycle_archives_parts_in_order_and_purges(
     assert row["purged_at"] is not None
     assert await stored_numbers(pool, job_id) == []
     assert state.state == LogState.DONE and state.stats.archive_attempts == 1
+    assert state.stats.content_parts == len(PARTS)
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(JOB_ID) == job_id
     assert attributes.get(LOG_STATE) == LogState.DONE
     assert attributes.get(ARCHIVE_ATTEMPTS) == 1
-    await record(handle, "lifecycle")
-
-
-async def test_a_log_whose_first_part_created_its_row_is_not_read_first(
-    worker: Worker,
-    temporal_client: Client,
-    quick: Settings,
-    pool: asyncpg.Pool,
-    store: ArchiveStore,
-    job_id: int,
-) -> None:
-    """The ingest says when a batch created the log's row: the run then starts with the
-    quiet period, with no read of the row, and the log is archived and purged all the same."""
-    await store_parts(pool, job_id, PARTS, final=4)
-    await send(temporal_client, quick, job_id, {0: PARTS[0]}, final=None, opens=True, created=True)
-    handle = await send(temporal_client, quick, job_id, {4: ""}, final=4)
-    state = await handle.result()
-    assert await local_activities(handle) == [
-        "aggregate_log",
-        "archive_log",
-        "verify_archive",
-        "purge_log",
-    ]
-    assert await store.fetch(job_id) == joined(PARTS).encode()
-    assert (await log_row(pool, job_id))["purged_at"] is not None
-    assert state.state == LogState.DONE and state.stats.content_parts == len(PARTS)
-    await record(handle, "lifecycle_new_row")
+    await record(handle, "lifecycle_new_row" if created else "lifecycle")
 
 
 async def test_streaming_log_is_visible_and_every_step_is_summarised(
