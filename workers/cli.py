@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from pydantic import ValidationError
 
@@ -164,5 +166,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def run() -> NoReturn:
+    """The `travis-logs` command: `main`, then an exit that skips the interpreter's teardown.
+
+    A process that made a Temporal client can abort while the interpreter finalizes: the
+    SDK's Rust threads release the GIL after it is gone ("PyGILState_Release ... finalizing",
+    temporalio/sdk-python#300; seen here as `migrate --register` exiting -6 after its work
+    was done). By then the command has finished and only its output is left to flush.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
