@@ -21,7 +21,10 @@ Trickle (`--trickle C`): after the drains, the same ingest takes C jobs at travi
 cadence (2 parts/s each, for `--trickle-s` seconds, then their final parts); its CPU per
 part then is printed against its CPU per part draining, with the ratio (target <= 1.5):
 the cost of a part that arrives alone (its own socket read, a small batch, a short
-`trigger_batch`) against one that arrives in a crowd.
+`trigger_batch`) against one that arrives in a crowd. Give both phases jobs of the same
+length, or the ratio also counts the per-job signals of more, shorter jobs:
+
+    .venv/bin/python bench/ingest.py --parts 24200 --jobs 200 --chunk 12100 --trickle 250 --trickle-s 60
 
 `--compare-delivery` runs a second ingest beside the first with INGEST_DIRECT_DELIVERY=false
 (aiormq's public consuming path, a task per delivery) on a queue of its own; the two
@@ -399,14 +402,22 @@ class Bench:
         return statistics.median(d.cpu_us for d in self.ingest_drains)
 
 
-def print_trickle(benches: list[Bench]) -> None:
-    """Per ingest: CPU per part trickling against draining; with two, delivery against delivery."""
+def print_trickle(benches: list[Bench], trickle_s: float) -> None:
+    """Per ingest: CPU per part trickling against draining; with two, delivery against delivery.
+
+    A job costs two signal-with-starts (its first and its final part) however its parts
+    arrive, so the ratio compares arrivals only when both phases' jobs have as many parts:
+    `--parts` = `--jobs` x (2 x `--trickle-s` + 1). It is printed either way, with both.
+    """
     for b in benches:
         if b.trickles:
             trickle, drain = b.trickles[-1].cpu_us, b.drain_cpu_us()
+            drained, trickled = b.plan.parts // b.plan.jobs, max(1, int(trickle_s * 2)) + 1
+            shape = "same" if drained == trickled else "NOT the same: signals per part differ"
             print(
                 f"{b.name + ' trickle/drain:':28s}{trickle:6.0f} against {drain:4.0f} us CPU/part,"
-                f" ratio {trickle / drain:.2f} (target <= 1.50)"
+                f" ratio {trickle / drain:.2f} (target <= 1.50); parts per job {trickled}"
+                f" against {drained} ({shape})"
             )
     if len(benches) == 2:
         (a, b) = benches
@@ -636,7 +647,7 @@ async def main(args: argparse.Namespace) -> None:
             if path:
                 print_profile(path, phase)
         await print_figures(benches[0], client, pool)
-        print_trickle(benches)
+        print_trickle(benches, args.trickle_s)
 
 
 def parse_args() -> argparse.Namespace:

@@ -160,7 +160,9 @@ class Settings(BaseSettings):
     amqp_routing_key: str = "reporting.jobs.logs"
     amqp_prefetch: int = Field(default=2000, ge=1)
     ingest_batch_size: int = Field(default=500, ge=1)
-    ingest_batch_ms: int = Field(default=50, ge=1)
+    # A batch waits up to this long for more parts from its first: each batch is a
+    # transaction of 4-6 round trips, and live pushes do not wait for it (README "Sizing").
+    ingest_batch_ms: int = Field(default=200, ge=1)
     # travis-worker cuts parts at 1,653 bytes; anything far larger is not a log part.
     max_part_bytes: int = Field(default=1 << 20, ge=1)
     # Signals to log workflows: RPCs in flight, the timeout of one, and the attempts after
@@ -178,11 +180,11 @@ class Settings(BaseSettings):
     # Attempts at storing a part that fails alone for an unexpected reason before it is
     # dead-lettered (database outages are waited out, not counted).
     ingest_store_attempts: int = Field(default=5, ge=1)
-    # After a small read (no backlog), the ingest may leave the AMQP socket unread this long,
-    # so that parts trickling in come several to a read (ingest/paced_reads.py): less CPU per
-    # part at light load, up to this much more live latency; a backlog is read at full speed.
-    # 0 (the default): every read at once. Near capacity it saves nothing (README "Sizing").
-    ingest_read_tick_ms: int = Field(default=0, ge=0, le=1000)
+    # After a small read (no backlog), the ingest leaves the AMQP socket unread this long,
+    # so that parts trickling in come several to a read (ingest/paced_reads.py): a quarter
+    # less CPU per part at light load, for up to this much more live latency; a backlog is
+    # read at full speed. 0: every read at once (README "Sizing").
+    ingest_read_tick_ms: int = Field(default=50, ge=0, le=1000)
     # Deliveries handed to the ingest in aiormq's frame reader instead of a task each
     # (ingest/subscription.py); off: aiormq's public consuming path, for comparison.
     ingest_direct_delivery: bool = True
