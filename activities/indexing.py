@@ -64,7 +64,7 @@ async def encode_index(
     """The index of content version `version`, whose whole text `builder` was fed, as JSON;
     None when the log holds another version now: its round indexes it. `held`: that
     version's parts, when the caller read them with its text (else they are read here)."""
-    parts = held or await archived_parts(pool, log_id, version)
+    parts = held if held is not None else await archived_parts(pool, log_id, version)
     if parts is None:
         return None
     index = builder.finish(parts.numbers, parts.sizes, parts.arrivals)

@@ -23,17 +23,18 @@ stateDiagram-v2
     note right of LOAD: window 3, after the run closed: a new run reads the row first
 ```
 
-The happy path is two workflow tasks: the final part's (arm the quiet timer; a run whose
-row existed before its first part reads the row first) and the quiet timer's firing, in which aggregate, upload, verify and purge run as local
-activities one after the other. The run sleeps from the first part on: the ingest starts it
-with a start delay (workflows/client.py `start_delay`), which the final part's
-signal-with-start or an update ends; when the delay runs out first, the log may be silent,
-and LOAD asks for a force check. The upload's first attempt is local;
-when it fails it goes on as a regular, heartbeating activity (`archiving`), whose attempts
-and last error the UI shows. A part that arrives during that last task is delivered when
-the task completes: the run's completion is refused, and the part is merged by the same run
-(window 2). No timer waits for silent logs: the sweeper (workflows/reconcile.py)
-signals `force_check` to the runs whose newest part is older than LOGS_FORCE_AFTER_S.
+The happy path is two workflow tasks: the final part's (arm the quiet timer; a run whose row
+existed before its first part reads the row first) and the quiet timer's firing, in which
+aggregate, upload, verify and purge run as local activities one after the other. The run
+sleeps from the first part on: the ingest starts it with a start delay (workflows/client.py
+`start_delay`), which the final part's signal-with-start or an update ends; when the delay
+runs out first, the log may be silent, and LOAD asks for a force check. The upload's first
+attempt is local; when it fails it goes on as a regular, heartbeating activity
+(`archiving`), whose attempts and last error the UI shows. A part that arrives during that
+last task is delivered when the task completes: the run's completion is refused, and the
+part is merged by the same run (window 2). No timer waits for silent logs: the sweeper
+(workflows/reconcile.py) signals `force_check` to the runs whose newest part is older than
+LOGS_FORCE_AFTER_S.
 
 Steps shown while settling: aggregating, uploading, archiving (the upload retrying),
 verifying, rearchive_backoff (a mismatch: archive again after a doubling backoff), archived
